@@ -1,0 +1,26 @@
+# DeiT recipe as used by the MPVG paper: AdamW, lr 5e-4 x batch / 512,
+# wd 0.05, 300 epochs, 5 warm-up epochs, cosine to 1e-5.
+# No weight decay on the PE (pos_0), the class token, norms (the PE
+# LayerNorms included) and biases.
+_base_ = 'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py'
+
+optim_wrapper = dict(
+    optimizer=dict(lr=5e-4 * 1024 / 512),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={
+            '.pos_embed': dict(decay_mult=0.0),
+            '.cls_token': dict(decay_mult=0.0),
+        }),
+)
+
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=5,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=5),
+]
+
+train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
+auto_scale_lr = dict(base_batch_size=1024)

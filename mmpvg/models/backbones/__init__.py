@@ -1,0 +1,3 @@
+from .mpvg_vit import PE_MODES, MPVGViT
+
+__all__ = ['MPVGViT', 'PE_MODES']

@@ -1,0 +1,118 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""A pre-norm ViT block whose attention input can take a position embedding.
+
+Parameter names follow DeiT/timm (``norm1``, ``attn.qkv``, ``attn.proj``,
+``norm2``, ``mlp.fc1``, ``mlp.fc2``) so that DeiT/LaPE weights map one to one.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on ``F.scaled_dot_product_attention``.
+
+    Args:
+        embed_dims (int): Token width.
+        num_heads (int): Number of heads.
+        qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        attn_drop (float): Dropout on the attention weights. Defaults to 0.
+        proj_drop (float): Dropout after the output projection.
+            Defaults to 0.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.):
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible '
+                             f'by num_heads ({num_heads}).')
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
+
+
+class Mlp(nn.Module):
+    """Two-layer GELU MLP (fc1 -> GELU -> dropout -> fc2 -> dropout)."""
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class TransformerBlock(nn.Module):
+    """ViT block with an optional PE at the attention input.
+
+    ``x' = x + MSA(LN_1(x) + pe)``; the PE never enters the residual stream
+    or the MLP. With ``norm_after_attn`` (ViT-Lite / CCT), the residual stream
+    is normalised after attention and feeds the MLP directly:
+    ``x = LN_2(x'); x = x + MLP(x)``; otherwise ``x = x' + MLP(LN_2(x'))``.
+
+    Args:
+        embed_dims (int): Token width.
+        num_heads (int): Number of attention heads.
+        feedforward_channels (int): Hidden width of the MLP.
+        qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        drop_rate (float): Dropout after attention/MLP projections.
+        attn_drop_rate (float): Dropout on attention weights.
+        drop_path_rate (float): Stochastic depth of this block.
+        norm_cfg (dict): Norm config. Defaults to LN with eps 1e-6.
+        norm_after_attn (bool): ViT-Lite block layout. Defaults to False.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 feedforward_channels: int,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 norm_after_attn: bool = False):
+        super().__init__()
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate,
+                              drop_rate)
+        self.drop_path = (
+            DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity())
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.mlp = Mlp(embed_dims, feedforward_channels, drop_rate)
+        self.norm_after_attn = norm_after_attn
+
+    def forward(self,
+                x: torch.Tensor,
+                pos_embed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        attn_in = self.norm1(x)
+        if pos_embed is not None:
+            attn_in = attn_in + pos_embed
+        x = x + self.drop_path(self.attn(attn_in))
+        if self.norm_after_attn:
+            x = self.norm2(x)
+            return x + self.drop_path(self.mlp(x))
+        return x + self.drop_path(self.mlp(self.norm2(x)))

@@ -1,0 +1,143 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""What ``tools/train.py`` and ``tools/test.py`` share across the three tasks.
+
+The entry points load a config, find its ``default_scope`` (mmpretrain,
+mmdet or mmseg) and apply what that package's own tool would, so one pair
+of tools serves classification, detection and segmentation.
+"""
+import os
+import os.path as osp
+from copy import deepcopy
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+SUPPORTED_SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
+
+
+def load_config(path: str, cfg_options=None) -> Config:
+    """Load a config, merge ``--cfg-options`` and check its scope.
+
+    Raises:
+        FileNotFoundError: If the config file does not exist.
+        ValueError: If ``default_scope`` is missing or not supported.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Config file {path!r} does not exist.')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SUPPORTED_SCOPES:
+        raise ValueError(
+            f'{path}: default_scope={scope!r} is not supported; the config '
+            f'must set default_scope to one of {SUPPORTED_SCOPES}.')
+    return cfg
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir=None):
+    """CLI ``--work-dir`` > ``work_dir`` in the file > ./work_dirs/<name>."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config_path))[0])
+
+
+def apply_scope_defaults(cfg: Config):
+    """Per-package defaults that each package's own tools/train.py sets."""
+    scope = cfg.default_scope
+    if scope == 'mmpretrain':
+        # mmpretrain's train/test tools default to these dataloader options.
+        for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            if cfg.get(field) is None:
+                continue
+            loader = ConfigDict(
+                pin_memory=torch.cuda.is_available(),
+                persistent_workers=cfg[field].get('num_workers', 0) > 0,
+                collate_fn=dict(type='default_collate'))
+            loader.update(cfg[field])
+            cfg[field] = loader
+    elif scope == 'mmdet':
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+
+
+def enable_amp(cfg: Config):
+    """Switch the optimizer wrapper to AMP with a dynamic loss scale."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, '
+                         f'got {wrapper!r}.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def setup_cpu_distributed(cfg: Config):
+    """Let ``--launcher pytorch`` run on machines without a GPU.
+
+    mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in
+    DDP with ``device_ids``; both fail without CUDA. Here the process group is
+    initialised with gloo first (the Runner then skips its own init) and the
+    DDP wrapper is configured without device ids.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+        print_log(
+            f'No CUDA device: initialised the process group with gloo '
+            f'(rank {torch_dist.get_rank()} of {torch_dist.get_world_size()}).',
+            logger='current')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,  # CPU modules take no device ids
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def build_runner(cfg: Config):
+    """Build the Runner (or a registered custom runner), as the tools do."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def ensure_local_rank(local_rank: int):
+    """torch.distributed.launch passes --local-rank; torchrun sets the env."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+
+
+def dump_results_metric(scope: str, out: str):
+    """The metric that dumps raw predictions for ``tools/test.py --out``
+    (classification and detection; mmseg writes label maps instead)."""
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file, got {out!r}.')
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        return DumpDetResults(out_file_path=out)
+    from mmengine.evaluator import DumpResults
+    return DumpResults(out_file_path=out)
+
+
+def enable_visualization(cfg: Config, show_dir: str):
+    """Turn on the scope's visualization hook and save images to show_dir."""
+    hooks = cfg.get('default_hooks', {})
+    if 'visualization' not in hooks:
+        raise ValueError('--show-dir needs a `visualization` hook in '
+                         'default_hooks (the packages\' default runtimes '
+                         'have one).')
+    hook = deepcopy(hooks['visualization'])
+    if cfg.default_scope == 'mmpretrain':
+        hook.update(enable=True, out_dir=show_dir)
+    elif cfg.default_scope == 'mmdet':
+        hook.update(draw=True, test_out_dir=show_dir)
+    else:
+        hook.update(draw=True, interval=1)
+        cfg.visualizer['save_dir'] = show_dir
+    cfg.default_hooks.visualization = hook

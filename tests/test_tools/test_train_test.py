@@ -1,0 +1,140 @@
+"""tools/train.py, tools/test.py and tools/dist_train.sh on the demo data.
+
+Real Runner, real data loading, real checkpoints written and read back
+under torch >= 2.6 (weights_only loading).
+"""
+import os
+import os.path as osp
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+
+from conftest import ROOT, run_tool
+
+DEMO_CFG = 'configs/demo/mpvg-tiny_1xb64_demo-digits.py'
+
+
+def demo_options(data_root, epochs, indices=None):
+    opts = [f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
+            'default_hooks.checkpoint.interval=1',
+            'default_hooks.checkpoint.max_keep_ckpts=5']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.dataset.data_root={data_root}',
+                 f'{loader}.num_workers=0']
+    if indices:
+        opts.append(f'train_dataloader.dataset.indices={indices}')
+    return ['--cfg-options'] + opts
+
+
+def top1_of(log):
+    found = re.findall(r'accuracy/top1: ([0-9.]+)', log)
+    assert found, log[-3000:]
+    return float(found[-1])
+
+
+def test_train_then_test_learns(tmp_path, demo_digits):
+    work = str(tmp_path / 'work')
+    run_tool(['tools/train.py', DEMO_CFG, '--work-dir', work] +
+             demo_options(demo_digits, epochs=8))
+    ckpt = osp.join(work, 'epoch_8.pth')
+    assert osp.isfile(ckpt)
+    proc = run_tool(['tools/test.py', DEMO_CFG, ckpt, '--work-dir',
+                     str(tmp_path / 'test'), '--out',
+                     str(tmp_path / 'preds.pkl')] +
+                    demo_options(demo_digits, epochs=8))
+    top1 = top1_of(proc.stdout + proc.stderr)
+    # 10 classes: chance is 10%. Eight short epochs must clearly beat it.
+    assert top1 > 50.0, top1
+    assert osp.isfile(tmp_path / 'preds.pkl')
+
+    # An untrained model of the same config stays near chance.
+    untrained = osp.join(str(tmp_path), 'untrained.pth')
+    _save_untrained(untrained)
+    proc = run_tool(['tools/test.py', DEMO_CFG, untrained, '--work-dir',
+                     str(tmp_path / 'test0')] +
+                    demo_options(demo_digits, epochs=8))
+    assert top1_of(proc.stdout + proc.stderr) < 30.0
+
+
+def _save_untrained(path):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(osp.join(ROOT, DEMO_CFG))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict()}, path)
+
+
+def test_resume_after_interrupted_run(tmp_path, demo_digits):
+    """Kill a run after its first checkpoint; --resume continues from it."""
+    work = str(tmp_path / 'work')
+    args = [sys.executable, 'tools/train.py', DEMO_CFG, '--work-dir', work
+            ] + demo_options(demo_digits, epochs=3, indices=256)
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(args, cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = osp.join(work, 'last_checkpoint')
+    deadline = time.time() + 600
+    while not osp.isfile(marker) and proc.poll() is None:
+        assert time.time() < deadline, 'no checkpoint within 600 s'
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = open(marker).read().strip()
+    saved = osp.basename(first)
+    assert saved in ('epoch_1.pth', 'epoch_2.pth'), saved
+    epoch = int(saved[len('epoch_'):-len('.pth')])
+    assert not osp.isfile(osp.join(work, 'epoch_3.pth'))
+
+    out = run_tool(['tools/train.py', DEMO_CFG, '--work-dir', work,
+                    '--resume'] + demo_options(demo_digits, 3, indices=256))
+    log = out.stdout + out.stderr
+    iters_per_epoch = 256 // 64
+    assert f'resumed epoch: {epoch}, iter: {epoch * iters_per_epoch}' in log
+    final = torch.load(osp.join(work, 'epoch_3.pth'), map_location='cpu')
+    assert final['meta']['epoch'] == 3
+    assert final['meta']['iter'] == 3 * iters_per_epoch
+
+
+def test_dist_train_two_processes_on_cpu(tmp_path, demo_digits):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    work = str(tmp_path / 'dist')
+    proc = run_tool(['tools/dist_train.sh', DEMO_CFG, '2', '--work-dir', work]
+                    + demo_options(demo_digits, 1, indices=256),
+                    env=dict(PORT=str(port)))
+    log = proc.stdout + proc.stderr
+    assert 'gloo' in log
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu')
+    # 256 images, 2 processes x batch 64: 2 iterations per epoch.
+    assert ckpt['meta']['iter'] == 2
+
+
+def test_bad_command_lines_fail_clearly(tmp_path, demo_digits):
+    proc = run_tool(['tools/train.py', 'configs/demo/nope.py'], check=False)
+    assert proc.returncode != 0
+    assert "Config file 'configs/demo/nope.py' does not exist" in proc.stderr
+
+    no_scope = tmp_path / 'no_scope.py'
+    no_scope.write_text('model = dict(type="ImageClassifier")\n')
+    proc = run_tool(['tools/train.py', str(no_scope)], check=False)
+    assert proc.returncode != 0
+    assert 'default_scope=None is not supported' in proc.stderr
+
+    proc = run_tool(['tools/test.py', DEMO_CFG, str(tmp_path / 'x.pth')],
+                    check=False)
+    assert proc.returncode != 0
+    assert 'x.pth' in proc.stderr and 'does not exist' in proc.stderr
+
+    proc = run_tool(['tools/dist_train.sh', DEMO_CFG], check=False)
+    assert proc.returncode == 2 and 'usage' in proc.stderr

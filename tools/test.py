@@ -1,0 +1,64 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""Evaluate a checkpoint of a classifier, detector or segmentor.
+
+Dispatches on the config's ``default_scope`` like ``tools/train.py``.
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
+from mmpvg.utils.launch import (apply_scope_defaults, build_runner,
+                                dump_results_metric, enable_visualization,
+                                ensure_local_rank, load_config, set_work_dir,
+                                setup_cpu_distributed)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the test log')
+    parser.add_argument(
+        '--out', help='dump predictions: a .pkl file (classification, '
+        'detection) or a directory of label maps (segmentation)')
+    parser.add_argument(
+        '--show-dir', help='save visualised predictions to this directory')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    ensure_local_rank(args.local_rank)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint {args.checkpoint!r} does not exist.')
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    apply_scope_defaults(cfg)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+    if args.out and cfg.default_scope == 'mmseg':
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+
+    setup_cpu_distributed(cfg)
+    runner = build_runner(cfg)
+    if args.out and cfg.default_scope != 'mmseg':
+        runner.test_evaluator.metrics.append(
+            dump_results_metric(cfg.default_scope, args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,72 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""Train a classifier, detector or segmentor from an mmpvg config.
+
+The config's ``default_scope`` (mmpretrain / mmdet / mmseg) decides which
+package's conventions apply; the command line is the one those packages'
+own ``tools/train.py`` accept.
+"""
+import argparse
+
+from mmengine.config import DictAction
+
+import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
+from mmpvg.utils.launch import (apply_scope_defaults, build_runner,
+                                enable_amp, ensure_local_rank, load_config,
+                                set_work_dir, setup_cpu_distributed)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint, or with no value from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--no-validate', action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the lr by actual batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs (e.g. '
+        'train_cfg.max_epochs=10)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    ensure_local_rank(args.local_rank)
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    apply_scope_defaults(cfg)
+
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError('--auto-scale-lr needs auto_scale_lr.'
+                             'base_batch_size in the config.')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+
+    setup_cpu_distributed(cfg)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
