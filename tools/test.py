@@ -48,15 +48,18 @@ def main():
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
+    dump_metric = None
     if args.out and cfg.default_scope == 'mmseg':
+        # mmseg writes predicted label maps into a directory
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+    elif args.out:
+        dump_metric = dump_results_metric(cfg.default_scope, args.out)
 
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
-    if args.out and cfg.default_scope != 'mmseg':
-        runner.test_evaluator.metrics.append(
-            dump_results_metric(cfg.default_scope, args.out))
+    if dump_metric is not None:
+        runner.test_evaluator.metrics.append(dump_metric)
     runner.test()
 
 

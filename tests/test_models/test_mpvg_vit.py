@@ -421,3 +421,32 @@ def test_registered_in_every_scope():
         m = registry.build(dict(type='MPVGViT', arch=SMALL, img_size=32,
                                 patch_size=8, pe_mode='pvg'))
         assert isinstance(m, MPVGViT)
+
+
+def test_pretrained_init_cfg_from_a_training_checkpoint(tmp_path):
+    """init_cfg Pretrained with prefix='backbone.' loads a classifier's
+    training checkpoint (message hub included, weights_only loading) into a
+    backbone of another grid, resizing pos_0 on the way."""
+    from mmengine.logging import MessageHub
+    src = build('mpvg', img_size=32)  # 4x4 tokens
+    hub = MessageHub.get_instance('pretrained-test')
+    hub.update_scalar('train/loss', 1.0)
+    state = {'backbone.' + k: v for k, v in src.state_dict().items()}
+    state['head.fc.weight'] = torch.zeros(10, 32)
+    path = str(tmp_path / 'cls.pth')
+    torch.save({'state_dict': state, 'message_hub': hub.state_dict()}, path)
+
+    dst = MPVGViT(arch=SMALL, pe_mode='mpvg', img_size=(48, 64), patch_size=8,
+                  out_type='featmap',
+                  init_cfg=dict(type='Pretrained', checkpoint=path,
+                                prefix='backbone.'))
+    dst.init_weights()
+    assert dst.pe.pos_embed.shape == (1, 48, 32)
+    torch.testing.assert_close(dst.pe.last_norm.weight,
+                               src.pe.last_norm.weight)
+    torch.testing.assert_close(dst.blocks[2].attn.qkv.weight,
+                               src.blocks[2].attn.qkv.weight)
+    img = torch.randn(1, 3, 48, 64)
+    src.out_type = 'featmap'
+    with torch.no_grad():
+        torch.testing.assert_close(dst.eval()(img)[0], src(img)[0])
