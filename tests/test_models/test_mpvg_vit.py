@@ -388,7 +388,7 @@ def test_get_layer_depth():
 
 @pytest.mark.parametrize('kwargs,match', [
     (dict(pe_mode='mpvg', with_cls_token=True), 'incompatible with a class'),
-    (dict(pe_mode='cls', with_cls_token=False), 'class-token model'),
+    (dict(pe_mode='cls', with_cls_token=False), 'only for dense outputs'),
     (dict(pe_mode='cls', last_ln_pe=0), 'last_ln_pe needs GAP'),
     (dict(pe_mode='lape', last_ln_pe=True), 'last_ln_pe needs GAP'),
     (dict(pe_mode='vit'), "pe_mode='vit' is not supported"),
@@ -450,3 +450,22 @@ def test_pretrained_init_cfg_from_a_training_checkpoint(tmp_path):
     src.out_type = 'featmap'
     with torch.no_grad():
         torch.testing.assert_close(dst.eval()(img)[0], src(img)[0])
+
+
+def test_class_token_modes_can_drop_it_for_dense_outputs():
+    """ViT-Adapter/mmseg use DeiT and LaPE backbones without class token:
+    the PE rows are per-token, so the chain on the patch rows equals the
+    patch rows of the chain with the class-token row."""
+    lape = build('lape', out_type='raw')
+    dense = MPVGViT(arch=SMALL, pe_mode='lape', with_cls_token=False,
+                    out_type='featmap', img_size=32, patch_size=8)
+    state = {k: v for k, v in lape.state_dict().items() if k != 'cls_token'}
+    dense.load_state_dict(state)  # class-token PE row dropped on load
+    assert dense.cls_token is None
+    ref, got = lape.pe((4, 4)), dense.pe((4, 4))
+    for l in range(SMALL['num_layers']):
+        torch.testing.assert_close(got.layers[l], ref.layers[l][:, 1:])
+    assert dense(torch.randn(1, 3, 32, 32))[0].shape == (1, 32, 4, 4)
+    with pytest.raises(ValueError, match='only for dense outputs'):
+        MPVGViT(arch=SMALL, pe_mode='cls', with_cls_token=False,
+                out_type='avg_featmap')

@@ -3,15 +3,23 @@
 
 All models of one arch are timed interleaved in one process (model A, B, C,
 A, B, C, ...) after a warm-up, so that drifts of the machine hit every model
-alike; the table reports medians.
+alike; the table reports medians. FLOPs are counted by mmengine's
+FlopAnalyzer (multiply-adds, as mmengine and fvcore count them) with a
+handle for ``scaled_dot_product_attention``, which it otherwise skips.
+Peak memory is CUDA's max allocated memory on a GPU; on the CPU it is the
+growth of the process's peak resident set (Linux VmHWM, reset before each
+measurement), measured in a separate untimed pass: an approximation that
+includes allocator caching.
 
 Example:
     python tools/analysis_tools/benchmark.py --archs deit-tiny \
         --batch-size 32 --repeats 10 --out work_dirs/benchmark.md
 """
 import argparse
+import re
 import statistics
 import time
+from functools import reduce
 
 import torch
 import torch.nn as nn
@@ -53,6 +61,49 @@ class Classifier(nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x)[-1])
+
+
+def sdpa_flop_jit(inputs, outputs):
+    """Multiply-adds of scaled_dot_product_attention: QK^T and AV."""
+    from mmengine.analysis.jit_handles import get_shape
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    batch = reduce(lambda a, b: a * b, q[:-2], 1)
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def count_flops(model, img_size, device):
+    from mmengine.analysis import FlopAnalyzer
+    x = torch.randn(1, 3, img_size, img_size, device=device)
+    analyzer = FlopAnalyzer(model.eval(), (x, ))
+    analyzer.set_op_handle('aten::scaled_dot_product_attention',
+                           sdpa_flop_jit)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return analyzer.total()
+
+
+def _read_status_kb(field):
+    with open('/proc/self/status') as f:
+        return int(re.search(rf'^{field}:\s+(\d+) kB', f.read(), re.M)[1])
+
+
+def peak_memory_mb(fn, device):
+    """Peak memory that ``fn()`` adds, in MiB (see the module docstring)."""
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # reset VmHWM to the current RSS
+        base = _read_status_kb('VmRSS')
+    except OSError:
+        return float('nan')
+    fn()
+    return (_read_status_kb('VmHWM') - base) / 1024
 
 
 def build_models(arch, modes):
@@ -116,6 +167,19 @@ def benchmark_arch(arch, args):
                 if t_train is not None:
                     results[name]['train'].append(t_train)
 
+    memory = {}
+    for name, model in models.items():
+        model.eval()
+        with torch.no_grad():
+            infer_mem = peak_memory_mb(lambda: model(x), device)
+        train_mem = None
+        if args.train:
+            model.train()
+            train_mem = peak_memory_mb(
+                lambda: time_train_step(model, optimizers[name], x, y, device),
+                device)
+        memory[name] = (infer_mem, train_mem)
+
     rows = []
     ref = statistics.median(results[REFERENCE]['infer'])
     for name, model in models.items():
@@ -124,35 +188,41 @@ def benchmark_arch(arch, args):
         row = dict(
             arch=arch, model=name,
             params=sum(p.numel() for p in model.parameters()) / 1e6,
+            gflops=count_flops(model, args.img_size, device) / 1e9,
+            infer_mem=memory[name][0],
             throughput=args.batch_size / infer,
             latency_ms=statistics.median(r['latency']) * 1e3,
             relative=ref / infer)
         if r['train']:
             row['train_throughput'] = args.batch_size / statistics.median(
                 r['train'])
+            row['train_mem'] = memory[name][1]
         rows.append(row)
     return rows
 
 
 def to_markdown(rows, args):
     train = args.train
-    head = ('| arch | model | params (M) | inference img/s | vs mmpretrain '
-            '| latency bs1 (ms) |' + (' train img/s |' if train else ''))
-    sep = '|' + '---|' * (6 + int(train))
-    lines = [head, sep]
+    cols = ['arch', 'model', 'params (M)', 'GFLOPs', 'inference img/s',
+            'vs mmpretrain', 'latency bs1 (ms)', 'peak mem inference (MiB)']
+    if train:
+        cols += ['train img/s', 'peak mem train step (MiB)']
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     for r in rows:
-        line = (f"| {r['arch']} | {r['model']} | {r['params']:.2f} | "
-                f"{r['throughput']:.1f} | {r['relative']:.2f}x | "
-                f"{r['latency_ms']:.1f} |")
+        cells = [r['arch'], r['model'], f"{r['params']:.2f}",
+                 f"{r['gflops']:.2f}", f"{r['throughput']:.1f}",
+                 f"{r['relative']:.2f}x", f"{r['latency_ms']:.1f}",
+                 f"{r['infer_mem']:.0f}"]
         if train:
-            line += f" {r['train_throughput']:.1f} |"
-        lines.append(line)
+            cells += [f"{r['train_throughput']:.1f}", f"{r['train_mem']:.0f}"]
+        lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
     lines.append(
         f'device: {args.device} ({torch.get_num_threads()} threads), '
         f'torch {torch.__version__}, batch {args.batch_size}, '
         f'{args.img_size}x{args.img_size}, median of {args.repeats} '
-        f'interleaved repeats after {args.warmup} warm-up rounds.')
+        f'interleaved repeats after {args.warmup} warm-up rounds; GFLOPs per '
+        'image (multiply-adds, attention included).')
     return '\n'.join(lines)
 
 

@@ -83,8 +83,10 @@ class MPVGViT(BaseModule):
             ``patch_size``). Defaults to 'deit-tiny'.
         pe_mode (str): 'cls', 'gap', 'lape', 'pvg' or 'mpvg'.
             Defaults to 'mpvg'.
-        with_cls_token (bool, optional): Must agree with ``pe_mode``
-            (True for 'cls' and 'lape'); ``None`` follows the mode.
+        with_cls_token (bool, optional): ``None`` follows ``pe_mode`` (True
+            for 'cls' and 'lape'). ``False`` with 'cls' or 'lape' drops the
+            class token for dense outputs (``out_type`` 'featmap' or 'raw'),
+            as ViT-Adapter and mmseg do; GAP modes never take one.
         pe_at_input (bool, optional): Add pos_0 to the tokens before block 0
             (False for 'lape'). Ablation "no x+PE at the input".
         layerwise_pe (bool, optional): Deliver PEs to the blocks' attention
@@ -177,7 +179,8 @@ class MPVGViT(BaseModule):
 
         self.pe_mode = pe_mode
         switches = self._resolve_pe_switches(
-            pe_mode, with_cls_token=with_cls_token, pe_at_input=pe_at_input,
+            pe_mode, out_type, with_cls_token=with_cls_token,
+            pe_at_input=pe_at_input,
             layerwise_pe=layerwise_pe, pe_first_block=pe_first_block,
             hierarchical_pe=hierarchical_pe, last_ln_pe=last_ln_pe)
         self.with_cls_token = switches['with_cls_token']
@@ -264,7 +267,7 @@ class MPVGViT(BaseModule):
                 f'{sorted(self.ARCH_DEFAULTS)}.')
         return {**self.ARCH_DEFAULTS, **arch}
 
-    def _resolve_pe_switches(self, pe_mode: str, **given) -> dict:
+    def _resolve_pe_switches(self, pe_mode: str, out_type, **given) -> dict:
         """Fill unset switches from ``pe_mode`` and reject impossible mixes."""
         if pe_mode not in PE_MODES:
             raise ValueError(f'pe_mode={pe_mode!r} is not supported; choose '
@@ -274,15 +277,20 @@ class MPVGViT(BaseModule):
 
         if sw['with_cls_token'] != PE_MODES[pe_mode]['with_cls_token']:
             if PE_MODES[pe_mode]['with_cls_token']:
+                if out_type not in ('featmap', 'raw'):
+                    raise ValueError(
+                        f'pe_mode={pe_mode!r} is a class-token model; '
+                        'with_cls_token=False is only for dense outputs '
+                        "(out_type 'featmap' or 'raw'). For a GAP classifier "
+                        "use pe_mode 'gap', 'pvg' or 'mpvg' (a LaPE-style "
+                        "chain without class token: pe_mode='pvg', "
+                        'pe_first_block=True, pe_at_input=False).')
+            else:
                 raise ValueError(
-                    f'pe_mode={pe_mode!r} is a class-token model; for a GAP '
-                    "model use pe_mode 'gap', 'pvg' or 'mpvg' (a LaPE-style "
-                    "chain without class token: pe_mode='pvg', "
-                    'pe_first_block=True, pe_at_input=False).')
-            raise ValueError(
-                f'pe_mode={pe_mode!r} pools tokens by GAP and cannot have a '
-                'class token (the paper: MPVG is incompatible with a class '
-                "token); use pe_mode 'cls' or 'lape' for class-token models.")
+                    f'pe_mode={pe_mode!r} pools tokens by GAP and cannot have '
+                    'a class token (the paper: MPVG is incompatible with a '
+                    "class token); use pe_mode 'cls' or 'lape' for "
+                    'class-token models.')
         if not sw['layerwise_pe']:
             for name in ('pe_first_block', 'hierarchical_pe'):
                 if given[name] is not None:

@@ -103,6 +103,22 @@ class LayerwisePositionEmbedding(BaseModule):
             build_norm_layer(norm_cfg, embed_dims)[1]
             if last_ln_pe is not None else None)
         self._register_load_state_dict_pre_hook(self._resize_on_load)
+        self._cache: Optional[dict] = None  # see enable_inference_cache
+
+    def enable_inference_cache(self, enabled: bool = True):
+        """Compute the PEs once per token grid at inference.
+
+        With the cache on, a forward pass in eval mode without autograd
+        reuses the PEs of a grid it has seen. The cache is emptied whenever
+        the module is put in train mode or loads a state dict; edit the
+        parameters in place in eval mode only with the cache off.
+        """
+        self._cache = {} if enabled else None
+
+    def train(self, mode: bool = True):
+        if self._cache:
+            self._cache.clear()
+        return super().train(mode)
 
     @property
     def pe_blocks(self) -> List[int]:
@@ -130,6 +146,17 @@ class LayerwisePositionEmbedding(BaseModule):
             PositionEmbeddings: Tensors of shape (1, num_tokens, C) that
             broadcast over the batch.
         """
+        hw = tuple(patch_resolution)
+        cached = (self._cache is not None and not self.training
+                  and not torch.is_grad_enabled())
+        if cached and hw in self._cache:
+            return self._cache[hw]
+        pes = self._compute(hw)
+        if cached:
+            self._cache[hw] = pes
+        return pes
+
+    def _compute(self, patch_resolution) -> PositionEmbeddings:
         pos_0 = self.resize(patch_resolution)
         layers: List[Optional[torch.Tensor]] = [None] * self.num_layers
         steps = [pos_0]  # steps[k] is pos_k
@@ -149,6 +176,8 @@ class LayerwisePositionEmbedding(BaseModule):
 
     def _resize_on_load(self, state_dict, prefix, *args, **kwargs):
         """Resize a checkpoint's pos_embed to this module's grid on load."""
+        if self._cache:
+            self._cache.clear()
         name = prefix + 'pos_embed'
         if name not in state_dict:
             return

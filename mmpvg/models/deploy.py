@@ -1,0 +1,78 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""Deploy-time simplification of MPVG classifiers.
+
+After GAP and a linear head, MPVG's Last-LN term LN'_last(pos_k) is an
+input-independent vector: ``W (mean(LN(x)) + t) + b = W mean(LN(x)) + (W t + b)``
+with ``t = mean over tokens of LN'_last(pos_k)``. Folding ``W t`` into the
+head bias gives a PVG-structured model with exactly the same logits at the
+token grid ``t`` was computed for (``t`` depends on the grid through the
+interpolation of pos_0, so another input size needs its own fold).
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.utils import to_2tuple
+
+from .backbones import MPVGViT
+
+
+def _grid(backbone: MPVGViT, img_size) -> Tuple[int, int]:
+    if img_size is None:
+        return backbone.patch_resolution
+    h, w = to_2tuple(img_size)
+    ph, pw = backbone.patch_size
+    return (-(-h // ph), -(-w // pw))
+
+
+@torch.no_grad()
+def fold_last_ln_pe(classifier: nn.Module,
+                    img_size: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+    """Fold MPVG's Last-LN PE term into the classifier's head bias, in place.
+
+    The backbone loses ``pe.last_norm`` (it becomes ``last_ln_pe=None``), so
+    the folded state dict loads into the same config with
+    ``model.backbone.last_ln_pe=False``.
+
+    Args:
+        classifier (nn.Module): An mmpretrain ``ImageClassifier`` whose
+            backbone is :class:`MPVGViT` with a Last-LN PE and
+            ``out_type='avg_featmap'``, and whose head has a linear ``fc``
+            (e.g. ``LinearClsHead``).
+        img_size (int | tuple, optional): Input size the fold is exact for.
+            Defaults to the backbone's ``img_size``.
+
+    Returns:
+        tuple[int, int]: The token grid the fold was computed for.
+    """
+    backbone = getattr(classifier, 'backbone', None)
+    fc = getattr(getattr(classifier, 'head', None), 'fc', None)
+    if not isinstance(backbone, MPVGViT):
+        raise TypeError('fold_last_ln_pe needs a classifier with an MPVGViT '
+                        f'backbone, got {type(backbone).__name__}.')
+    if backbone.pe.last_norm is None:
+        raise ValueError(
+            f'Nothing to fold: this MPVGViT (pe_mode={backbone.pe_mode!r}) '
+            'has no Last-LN PE term.')
+    if backbone.out_type != 'avg_featmap' or backbone.out_indices != [
+            backbone.num_layers - 1]:
+        raise ValueError(
+            'The Last-LN PE term is a constant only after GAP of the last '
+            "block: folding needs out_type='avg_featmap' and out_indices=-1, "
+            f'got out_type={backbone.out_type!r}, '
+            f'out_indices={backbone.out_indices}.')
+    if not isinstance(fc, nn.Linear) or fc.in_features != backbone.embed_dims:
+        raise ValueError('fold_last_ln_pe needs a head with a linear `fc` '
+                         f'taking {backbone.embed_dims} features.')
+    grid = _grid(backbone, img_size)
+    term = backbone.pe(grid).last.mean(dim=1)[0]  # (C,)
+    shift = fc.weight @ term
+    if fc.bias is None:
+        fc.bias = nn.Parameter(shift)
+    else:
+        fc.bias.add_(shift)
+    backbone.pe.last_norm = None
+    backbone.pe.last_ln_pe = None
+    if backbone.pe._cache:
+        backbone.pe._cache.clear()
+    return grid
