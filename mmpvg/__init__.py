@@ -9,6 +9,7 @@ from .utils.checkpoint import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
 
+from .engine import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 
 __version__ = '0.1.0'

@@ -1,27 +1,20 @@
 # Copyright (c) mmpvg contributors. All rights reserved.
-"""One decorator that registers a module in every OpenMMLab scope we serve.
+"""Decorators that register a class in every OpenMMLab scope we serve.
 
 ``custom_imports=dict(imports=['mmpvg'])`` in an mmpretrain, mmdet or mmseg
-config then finds ``type='MPVGViT'`` under that config's ``default_scope``.
+config then finds e.g. ``type='MPVGViT'`` under that config's
+``default_scope``.
 """
-from mmdet.registry import MODELS as MMDET_MODELS
-from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-from mmseg.registry import MODELS as MMSEG_MODELS
+import importlib
 
-SCOPES = {
-    'mmpretrain': MMPRETRAIN_MODELS,
-    'mmdet': MMDET_MODELS,
-    'mmseg': MMSEG_MODELS,
-}
+SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
-def register_model(scopes=tuple(SCOPES)):
-    """Class decorator: register a model class in the given scopes.
+def _registry(scope: str, name: str):
+    return getattr(importlib.import_module(f'{scope}.registry'), name)
 
-    Args:
-        scopes (Sequence[str]): Scopes among 'mmpretrain', 'mmdet', 'mmseg'.
-            Defaults to all three.
-    """
+
+def _register_in(registry_name: str, scopes):
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f'Unknown scopes {sorted(unknown)}; '
@@ -29,7 +22,22 @@ def register_model(scopes=tuple(SCOPES)):
 
     def _register(cls):
         for scope in scopes:
-            SCOPES[scope].register_module(module=cls)
+            _registry(scope, registry_name).register_module(module=cls)
         return cls
 
     return _register
+
+
+def register_model(scopes=SCOPES):
+    """Class decorator: register a model in the MODELS of ``scopes``.
+
+    Args:
+        scopes (Sequence[str]): Among 'mmpretrain', 'mmdet', 'mmseg'.
+            Defaults to all three.
+    """
+    return _register_in('MODELS', scopes)
+
+
+def register_optim_wrapper_constructor(scopes=SCOPES):
+    """Class decorator: register in OPTIM_WRAPPER_CONSTRUCTORS of ``scopes``."""
+    return _register_in('OPTIM_WRAPPER_CONSTRUCTORS', scopes)

@@ -35,7 +35,7 @@ def test_config_builds(path):
     backbone = model.backbone
     name = osp.basename(path)
     for mode in ('cls', 'gap', 'lape', 'pvg', 'mpvg'):
-        if f'_{mode}_' in name:
+        if f'_{mode}_' in name or name.startswith(f'{mode}-'):
             assert backbone.pe_mode == mode
     if 'deit-small' in name:
         assert backbone.embed_dims == 384

@@ -11,6 +11,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -19,21 +20,63 @@ MARKER = '.mmpvg_demo.json'
 
 
 def _check_target(root: str, spec: dict) -> bool:
-    """True if ``root`` already holds this demo; refuse to touch other data."""
+    """True if ``root`` already holds this demo; refuse to touch other data.
+
+    False means ``root`` is missing, an empty directory, or an mmpvg demo
+    written with other settings: all three may be replaced by
+    :func:`_write_demo`. Anything else raises :class:`FileExistsError`.
+    """
     marker = osp.join(root, MARKER)
     if osp.isfile(marker):
         with open(marker) as f:
-            if json.load(f).get('spec') == spec:
-                return True
-        # Our own demo with other settings: safe to rebuild.
-        shutil.rmtree(root)
-        return False
+            return json.load(f).get('spec') == spec
     if osp.exists(root) and (not osp.isdir(root) or os.listdir(root)):
         raise FileExistsError(
             f'{root!r} exists and was not written by mmpvg\'s demo generator '
             f'(no {MARKER}); refusing to overwrite it. Choose another '
             'directory or remove it yourself.')
     return False
+
+
+def _write_demo(root: str, spec: dict,
+                write: Callable[[str], dict]) -> dict:
+    """Write a demo dataset into ``root`` once; return its counts.
+
+    ``write(tmp)`` fills the fresh directory ``tmp`` and returns the counts.
+    It runs in a temporary sibling of ``root`` that replaces ``root`` only
+    when complete (marker file included), so an interrupted or failing run
+    never leaves a half-written dataset that looks complete, and a stale
+    demo of ours is only removed once its replacement is ready. A second
+    call with the same ``spec`` writes nothing.
+    """
+    if _check_target(root, spec):
+        with open(osp.join(root, MARKER)) as f:
+            return json.load(f)['counts']
+    parent = osp.dirname(osp.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.demo-', dir=parent)
+    try:
+        counts = write(tmp)
+        with open(osp.join(tmp, MARKER), 'w') as f:
+            json.dump(dict(spec=spec, counts=counts), f)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # mkdtemp makes the directory private (0o700); give it the usual mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    if osp.isfile(osp.join(root, MARKER)):
+        # Our own demo with other settings: move it aside, then delete it.
+        trash = tempfile.mkdtemp(prefix='.demo-old-', dir=parent)
+        os.replace(root, osp.join(trash, 'old'))
+        os.replace(tmp, root)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        if osp.isdir(root):  # an empty directory we may replace
+            os.rmdir(root)
+        os.replace(tmp, root)
+    return counts
 
 
 def make_digits_classification(root: str,
@@ -58,34 +101,26 @@ def make_digits_classification(root: str,
 
     spec = dict(kind='digits', img_size=img_size, val_ratio=val_ratio,
                 seed=seed)
-    if _check_target(root, spec):
-        with open(osp.join(root, MARKER)) as f:
-            return json.load(f)['counts']
 
-    digits = load_digits()
-    rng = np.random.default_rng(seed)
-    counts = {'train': 0, 'val': 0}
-    # Write into a temporary sibling and rename, so an interrupted run never
-    # leaves a half-written dataset that looks complete.
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.demo-', dir=parent)
-    for label in range(10):
-        idx = np.flatnonzero(digits.target == label)
-        rng.shuffle(idx)
-        num_val = int(round(len(idx) * val_ratio))
-        for split, part in (('val', idx[:num_val]), ('train', idx[num_val:])):
-            out_dir = osp.join(tmp, split, str(label))
-            os.makedirs(out_dir, exist_ok=True)
-            for i in part:
-                gray = (digits.images[i] / 16.0 * 255).astype(np.uint8)
-                img = Image.fromarray(gray).resize((img_size, img_size),
-                                                   Image.BILINEAR)
-                img.convert('RGB').save(osp.join(out_dir, f'{i:04d}.png'))
-            counts[split] += len(part)
-    with open(osp.join(tmp, MARKER), 'w') as f:
-        json.dump(dict(spec=spec, counts=counts), f)
-    if osp.isdir(root):  # an empty directory we may replace
-        os.rmdir(root)
-    os.replace(tmp, root)
-    return counts
+    def write(tmp: str) -> dict:
+        digits = load_digits()
+        rng = np.random.default_rng(seed)
+        counts = {'train': 0, 'val': 0}
+        for label in range(10):
+            idx = np.flatnonzero(digits.target == label)
+            rng.shuffle(idx)
+            num_val = int(round(len(idx) * val_ratio))
+            for split, part in (('val', idx[:num_val]),
+                                ('train', idx[num_val:])):
+                out_dir = osp.join(tmp, split, str(label))
+                os.makedirs(out_dir, exist_ok=True)
+                for i in part:
+                    gray = (digits.images[i] / 16.0 * 255).astype(np.uint8)
+                    img = Image.fromarray(gray).resize((img_size, img_size),
+                                                       Image.BILINEAR)
+                    img.convert('RGB').save(
+                        osp.join(out_dir, f'{i:04d}.png'))
+                counts[split] += len(part)
+        return counts
+
+    return _write_demo(root, spec, write)

@@ -1,3 +1,4 @@
 from .mpvg_vit import PE_MODES, MPVGViT
+from .vit_adapter import MPVGViTAdapter
 
-__all__ = ['MPVGViT', 'PE_MODES']
+__all__ = ['MPVGViT', 'MPVGViTAdapter', 'PE_MODES']

@@ -113,6 +113,16 @@ class MPVGViT(BaseModule):
         drop_rate (float): Dropout after PE and in blocks. Defaults to 0.
         attn_drop_rate (float): Attention dropout. Defaults to 0.
         drop_path_rate (float): Stochastic depth, linear over blocks.
+        window_size (int): With ``window_size > 0``, every block not in
+            ``global_attn_indexes`` attends within non-overlapping
+            ``window_size`` x ``window_size`` windows of the token grid
+            (ViTDet / ViT-Adapter; the grid is zero-padded to a multiple of
+            the window, see :class:`TransformerBlock`). The PE is added to
+            ``LN_l(x)`` before windowing. Needs no class token.
+            Defaults to 0 (global attention everywhere).
+        global_attn_indexes (Sequence[int]): Blocks that keep global
+            attention when ``window_size > 0`` (ignored when it is 0).
+            Defaults to ().
         norm_cfg (dict): Config of every LayerNorm.
             Defaults to ``dict(type='LN', eps=1e-6)``.
         final_norm (bool): Apply the Last LN after the last block.
@@ -162,6 +172,8 @@ class MPVGViT(BaseModule):
                  drop_rate: float = 0.,
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
+                 window_size: int = 0,
+                 global_attn_indexes: Sequence[int] = (),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  final_norm: bool = True,
                  frozen_stages: int = -1,
@@ -201,6 +213,9 @@ class MPVGViT(BaseModule):
                 "'featmap' or 'raw'.")
 
         self.out_indices = self._parse_out_indices(out_indices)
+        self.window_size = window_size
+        self.global_attn_indexes = self._parse_window_attention(
+            window_size, global_attn_indexes)
         if not -1 <= frozen_stages <= self.num_layers:
             raise ValueError(f'frozen_stages={frozen_stages} must be in '
                              f'[-1, {self.num_layers}].')
@@ -234,7 +249,9 @@ class MPVGViT(BaseModule):
                 self.embed_dims, s['num_heads'], s['feedforward_channels'],
                 qkv_bias=qkv_bias, drop_rate=drop_rate,
                 attn_drop_rate=attn_drop_rate, drop_path_rate=dpr[i],
-                norm_cfg=norm_cfg, norm_after_attn=s['norm_after_attn'])
+                norm_cfg=norm_cfg, norm_after_attn=s['norm_after_attn'],
+                window_size=(0 if i in self.global_attn_indexes
+                             else window_size))
             for i in range(self.num_layers)
         ])
         self.norm = (
@@ -330,6 +347,28 @@ class MPVGViT(BaseModule):
                     f'{self.num_layers} blocks.')
             parsed.append(index % self.num_layers)
         return parsed
+
+    def _parse_window_attention(self, window_size, global_attn_indexes):
+        if not isinstance(window_size, int) or window_size < 0:
+            raise ValueError(
+                f'window_size must be an int >= 0 (0: global attention), '
+                f'got {window_size!r}.')
+        if window_size == 0:
+            return []  # global attention everywhere; the indexes are unused
+        parsed = []
+        for index in global_attn_indexes:
+            if not -self.num_layers <= index < self.num_layers:
+                raise ValueError(
+                    f'global_attn_indexes entry {index} is out of range for '
+                    f'{self.num_layers} blocks.')
+            parsed.append(index % self.num_layers)
+        if self.with_cls_token:
+            raise ValueError(
+                f'window_size={window_size} needs a model without class '
+                'token (windows tile the token grid); pe_mode='
+                f'{self.pe_mode!r} has one. For dense outputs pass '
+                "with_cls_token=False (out_type 'featmap' or 'raw').")
+        return sorted(set(parsed))
 
     # ------------------------------------------------------------------ #
     # init / freezing
@@ -427,7 +466,7 @@ class MPVGViT(BaseModule):
 
         outs = []
         for i, block in enumerate(self.blocks):
-            x = block(x, pe.layers[i])
+            x = block(x, pe.layers[i], hw)
             if i == self.num_layers - 1 and self.final_norm:
                 x = self.norm(x)
                 if pe.last is not None:

@@ -3,8 +3,11 @@
 
 Parameter names follow DeiT/timm (``norm1``, ``attn.qkv``, ``attn.proj``,
 ``norm2``, ``mlp.fc1``, ``mlp.fc2``) so that DeiT/LaPE weights map one to one.
+A block can also attend within non-overlapping windows of the token grid
+(ViTDet / ViT-Adapter's window attention); window attention adds no
+parameters, so the same weights run with global or window attention.
 """
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -51,6 +54,45 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
+def window_partition(x: torch.Tensor, hw: Sequence[int],
+                     window: Tuple[int, int]):
+    """Split a token grid into non-overlapping windows, zero-padding it.
+
+    Args:
+        x (Tensor): Tokens of shape (B, h * w, C) in row-major grid order.
+        hw (tuple[int, int]): The grid (h, w).
+        window (tuple[int, int]): Window height and width.
+
+    Returns:
+        tuple[Tensor, tuple[int, int]]: Windows of shape
+        (B * num_windows, wh * ww, C) and the padded grid (Hp, Wp).
+    """
+    B, _, C = x.shape
+    (h, w), (wh, ww) = hw, window
+    x = x.reshape(B, h, w, C)
+    pad_h, pad_w = -h % wh, -w % ww
+    if pad_h or pad_w:  # bottom/right; padded tokens are zeros, not masked
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    Hp, Wp = h + pad_h, w + pad_w
+    x = x.reshape(B, Hp // wh, wh, Wp // ww, ww, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, wh * ww, C), (Hp, Wp)
+
+
+def window_unpartition(windows: torch.Tensor, hw: Sequence[int],
+                       padded_hw: Sequence[int],
+                       window: Tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: merge windows, drop the padding.
+
+    Returns:
+        Tensor: Tokens of shape (B, h * w, C).
+    """
+    (h, w), (Hp, Wp), (wh, ww) = hw, padded_hw, window
+    C = windows.shape[-1]
+    x = windows.reshape(-1, Hp // wh, Wp // ww, wh, ww, C)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, Hp, Wp, C)
+    return x[:, :h, :w].reshape(-1, h * w, C)
+
+
 class Mlp(nn.Module):
     """Two-layer GELU MLP (fc1 -> GELU -> dropout -> fc2 -> dropout)."""
 
@@ -73,6 +115,16 @@ class TransformerBlock(nn.Module):
     is normalised after attention and feeds the MLP directly:
     ``x = LN_2(x'); x = x + MLP(x)``; otherwise ``x = x' + MLP(LN_2(x'))``.
 
+    With ``window_size > 0`` the attention runs within non-overlapping
+    windows of the token grid, as in ViTDet and ViT-Adapter: ``LN_1(x) + pe``
+    is formed on the whole grid, zero-padded at the bottom/right to a
+    multiple of the window (padded tokens are not masked), split into
+    windows, attended (qkv, SDPA and output projection per window), merged
+    and unpadded. A grid side not longer than the window is one window along
+    that side and is not padded, so ``window_size >= max(h, w)`` is exactly
+    global attention. Window attention needs every token on the grid, i.e.
+    no class token.
+
     Args:
         embed_dims (int): Token width.
         num_heads (int): Number of attention heads.
@@ -83,6 +135,8 @@ class TransformerBlock(nn.Module):
         drop_path_rate (float): Stochastic depth of this block.
         norm_cfg (dict): Norm config. Defaults to LN with eps 1e-6.
         norm_after_attn (bool): ViT-Lite block layout. Defaults to False.
+        window_size (int): Side of the attention windows; 0 attends
+            globally. Defaults to 0.
     """
 
     def __init__(self,
@@ -94,8 +148,12 @@ class TransformerBlock(nn.Module):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 norm_after_attn: bool = False):
+                 norm_after_attn: bool = False,
+                 window_size: int = 0):
         super().__init__()
+        if window_size < 0:
+            raise ValueError(f'window_size must be >= 0, got {window_size}.')
+        self.window_size = window_size
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate,
                               drop_rate)
@@ -107,12 +165,38 @@ class TransformerBlock(nn.Module):
 
     def forward(self,
                 x: torch.Tensor,
-                pos_embed: Optional[torch.Tensor] = None) -> torch.Tensor:
+                pos_embed: Optional[torch.Tensor] = None,
+                hw: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Args:
+            x (Tensor): Tokens of shape (B, N, C).
+            pos_embed (Tensor, optional): PE added to the attention input
+                ``LN_1(x)``, broadcastable to (B, N, C).
+            hw (tuple[int, int], optional): The token grid (h, w) with
+                ``h * w == N``; needed by window attention only.
+
+        Returns:
+            Tensor: Tokens of shape (B, N, C).
+        """
         attn_in = self.norm1(x)
         if pos_embed is not None:
             attn_in = attn_in + pos_embed
-        x = x + self.drop_path(self.attn(attn_in))
+        x = x + self.drop_path(self._attend(attn_in, hw))
         if self.norm_after_attn:
             x = self.norm2(x)
             return x + self.drop_path(self.mlp(x))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def _attend(self, x: torch.Tensor, hw) -> torch.Tensor:
+        if self.window_size == 0:
+            return self.attn(x)
+        if hw is None:
+            raise ValueError('Window attention needs the token grid: call '
+                             'the block with hw=(h, w).')
+        h, w = hw
+        if h * w != x.shape[1]:
+            raise ValueError(
+                f'Window attention needs every token on the {h}x{w} grid, '
+                f'got {x.shape[1]} tokens (a class token cannot be windowed).')
+        window = (min(self.window_size, h), min(self.window_size, w))
+        windows, padded_hw = window_partition(x, hw, window)
+        return window_unpartition(self.attn(windows), hw, padded_hw, window)

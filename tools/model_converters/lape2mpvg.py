@@ -1,0 +1,76 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""Convert official LaPE (DeiT fork) weights to an MPVGViT pe_mode='lape'
+classifier (mmpretrain ImageClassifier + LinearClsHead).
+
+LaPE's ``blocks.{i}.pe_norm`` becomes ``backbone.pe.norms.{i}``; the other
+keys are renamed as by deit2mpvg.py.
+
+Example:
+    python tools/model_converters/lape2mpvg.py lape_deit_tiny.pth \
+        checkpoints/mpvg-vit_deit-tiny_lape_in1k.pth
+"""
+import argparse
+import os.path as osp
+import pickle
+import sys
+
+import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
+from mmpvg.utils.ckpt_convert import (check_output_path,
+                                      convert_lape_to_mpvg,
+                                      format_backbone_cfg, infer_vit_arch,
+                                      load_checkpoint, save_checkpoint,
+                                      unwrap_state_dict)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='lape2mpvg.py',
+        description='Convert official LaPE weights to an MPVGViT '
+        "pe_mode='lape' classifier.")
+    parser.add_argument('src', help='source checkpoint file')
+    parser.add_argument('dst', help='output checkpoint file')
+    parser.add_argument('--force', action='store_true',
+                        help='replace dst if it exists')
+    return parser, parser.parse_args(argv)
+
+
+def convert(args):
+    check_output_path(args.dst, force=args.force, src=args.src)
+    state_dict, ignored = unwrap_state_dict(load_checkpoint(args.src))
+    converted = convert_lape_to_mpvg(state_dict)
+    arch = infer_vit_arch(converted)
+    save_checkpoint(
+        dict(state_dict=converted,
+             meta=dict(converted_from=osp.basename(args.src),
+                       converter='lape2mpvg')),
+        args.dst, force=args.force)
+
+    num_params = sum(v.numel() for v in converted.values())
+    print(f"Converted {args.src} (LaPE -> MPVGViT pe_mode='lape')")
+    print(f'  {len(converted)} tensors, {num_params:,} parameters, every '
+          'key of the source state dict used')
+    print(f"  blocks.{{i}}.pe_norm -> backbone.pe.norms.{{i}} for "
+          f"{arch['num_layers']} blocks")
+    if ignored:
+        print('  not converted (other checkpoint entries): '
+              + ', '.join(map(str, ignored)))
+    if arch['num_classes'] is None:
+        print('  the source has no classification head')
+    print(f'  config: {format_backbone_cfg(arch)}')
+    if arch['num_classes'] is not None:
+        print("  head=dict(type='LinearClsHead', "
+              f"num_classes={arch['num_classes']}, "
+              f"in_channels={arch['embed_dims']})")
+    print(f'Saved to {args.dst}')
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    try:
+        convert(args)
+    except (ValueError, OSError, pickle.UnpicklingError) as e:
+        parser.exit(1, f'{parser.prog}: error: {e}\n')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
