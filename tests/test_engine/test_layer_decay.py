@@ -85,7 +85,8 @@ def test_backbone_without_layer_depth_is_a_clear_error():
 # --------------------------------------------------------------------------
 # The real ViT-Adapter-Ti UperNet configs (configs/upernet)
 # --------------------------------------------------------------------------
-ADAPTER_CFG = 'configs/upernet/upernet_vit-adapter-ti_{}_8xb1-160k_ade20k-512x512.py'
+ADAPTER_CFG = ('configs/upernet/'
+               'upernet_{}-adapter-ti_4xb2-160k_ade20k-512x512.py')
 
 
 def adapter_expected_depth(name, backbone):

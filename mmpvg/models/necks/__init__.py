@@ -1,0 +1,3 @@
+from .simple_feature_pyramid import LayerNorm2d, SimpleFeaturePyramid
+
+__all__ = ['LayerNorm2d', 'SimpleFeaturePyramid']
