@@ -6,17 +6,17 @@ A, B, C, ...) after a warm-up, so that drifts of the machine hit every model
 alike; the table reports medians. FLOPs are counted by mmengine's
 FlopAnalyzer (multiply-adds, as mmengine and fvcore count them) with a
 handle for ``scaled_dot_product_attention``, which it otherwise skips.
-Peak memory is CUDA's max allocated memory on a GPU; on the CPU it is the
-growth of the process's peak resident set (Linux VmHWM, reset before each
-measurement), measured in a separate untimed pass: an approximation that
-includes allocator caching.
+Peak memory is CUDA's peak allocated memory during one untimed pass (above
+what was allocated before it), on a GPU only: on the CPU, freed memory is
+kept and reused by the allocator, so one process cannot attribute a peak to
+each of several interleaved models, and the table says n/a.
 
 Example:
     python tools/analysis_tools/benchmark.py --archs deit-tiny \
         --batch-size 32 --repeats 10 --out work_dirs/benchmark.md
 """
 import argparse
-import re
+import math
 import statistics
 import time
 from functools import reduce
@@ -82,28 +82,16 @@ def count_flops(model, img_size, device):
     return analyzer.total()
 
 
-def _read_status_kb(field):
-    with open('/proc/self/status') as f:
-        return int(re.search(rf'^{field}:\s+(\d+) kB', f.read(), re.M)[1])
-
-
 def peak_memory_mb(fn, device):
-    """Peak memory that ``fn()`` adds, in MiB (see the module docstring)."""
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset VmHWM to the current RSS
-        base = _read_status_kb('VmRSS')
-    except OSError:
+    """Peak CUDA memory that ``fn()`` adds, in MiB; NaN on the CPU."""
+    if not device.startswith('cuda'):
         return float('nan')
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
     fn()
-    return (_read_status_kb('VmHWM') - base) / 1024
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def build_models(arch, modes):
@@ -201,6 +189,10 @@ def benchmark_arch(arch, args):
     return rows
 
 
+def _mem(mib):
+    return 'n/a' if math.isnan(mib) else f'{mib:.0f}'
+
+
 def to_markdown(rows, args):
     train = args.train
     cols = ['arch', 'model', 'params (M)', 'GFLOPs', 'inference img/s',
@@ -212,9 +204,9 @@ def to_markdown(rows, args):
         cells = [r['arch'], r['model'], f"{r['params']:.2f}",
                  f"{r['gflops']:.2f}", f"{r['throughput']:.1f}",
                  f"{r['relative']:.2f}x", f"{r['latency_ms']:.1f}",
-                 f"{r['infer_mem']:.0f}"]
+                 _mem(r['infer_mem'])]
         if train:
-            cells += [f"{r['train_throughput']:.1f}", f"{r['train_mem']:.0f}"]
+            cells += [f"{r['train_throughput']:.1f}", _mem(r['train_mem'])]
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
     lines.append(
