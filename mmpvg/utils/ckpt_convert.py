@@ -729,3 +729,25 @@ def format_backbone_cfg(arch: dict) -> str:
     if arch['in_channels'] != 3:
         parts.append(f"in_channels={arch['in_channels']}")
     return 'backbone=dict(' + ', '.join(parts) + ')'
+
+
+def print_classifier_cfg(arch: dict) -> None:
+    """Print the backbone (and head) config that loads converted weights."""
+    print(f'  config: {format_backbone_cfg(arch)}')
+    if arch.get('num_classes') is not None:
+        print("  head=dict(type='LinearClsHead', "
+              f"num_classes={arch['num_classes']}, "
+              f"in_channels={arch['embed_dims']})")
+
+
+def run_cli(parse_args, convert, argv=None) -> None:
+    """The entry point that every tools/model_converters script shares.
+
+    A conversion error ends the process with status 1 and a one-line
+    ``prog: error: ...`` message instead of a traceback.
+    """
+    parser, args = parse_args(argv)
+    try:
+        convert(args)
+    except (ValueError, OSError, pickle.UnpicklingError) as e:
+        parser.exit(1, f'{parser.prog}: error: {e}\n')

@@ -13,15 +13,15 @@ Examples:
 """
 import argparse
 import os.path as osp
-import pickle
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.models import MPVGViT
-from mmpvg.utils.ckpt_convert import (arch_preset, check_output_path,
+from mmpvg.utils.ckpt_convert import (print_classifier_cfg, run_cli,
+                                      arch_preset, check_output_path,
                                       convert_mpvg_to_timm,
                                       convert_timm_to_mpvg,
-                                      format_backbone_cfg, infer_vit_arch,
+                                      infer_vit_arch,
                                       load_checkpoint, save_checkpoint,
                                       unwrap_state_dict)
 
@@ -88,20 +88,12 @@ def convert(args):
               f"num_classes={arch['num_classes'] or 0}, "
               "norm_layer=partial(nn.LayerNorm, eps=1e-6))")
     else:
-        print(f'  config: {format_backbone_cfg(arch)}')
-        if arch['num_classes'] is not None:
-            print("  head=dict(type='LinearClsHead', "
-                  f"num_classes={arch['num_classes']}, "
-                  f"in_channels={arch['embed_dims']})")
+        print_classifier_cfg(arch)
     print(f'Saved to {args.dst}')
 
 
 def main(argv=None):
-    parser, args = parse_args(argv)
-    try:
-        convert(args)
-    except (ValueError, OSError, pickle.UnpicklingError) as e:
-        parser.exit(1, f'{parser.prog}: error: {e}\n')
+    run_cli(parse_args, convert, argv)
 
 
 if __name__ == '__main__':

@@ -11,13 +11,13 @@ Example:
 """
 import argparse
 import os.path as osp
-import pickle
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
-from mmpvg.utils.ckpt_convert import (check_output_path,
+from mmpvg.utils.ckpt_convert import (print_classifier_cfg, run_cli,
+                                      check_output_path,
                                       convert_lape_to_mpvg,
-                                      format_backbone_cfg, infer_vit_arch,
+                                      infer_vit_arch,
                                       load_checkpoint, save_checkpoint,
                                       unwrap_state_dict)
 
@@ -56,20 +56,12 @@ def convert(args):
               + ', '.join(map(str, ignored)))
     if arch['num_classes'] is None:
         print('  the source has no classification head')
-    print(f'  config: {format_backbone_cfg(arch)}')
-    if arch['num_classes'] is not None:
-        print("  head=dict(type='LinearClsHead', "
-              f"num_classes={arch['num_classes']}, "
-              f"in_channels={arch['embed_dims']})")
+    print_classifier_cfg(arch)
     print(f'Saved to {args.dst}')
 
 
 def main(argv=None):
-    parser, args = parse_args(argv)
-    try:
-        convert(args)
-    except (ValueError, OSError, pickle.UnpicklingError) as e:
-        parser.exit(1, f'{parser.prog}: error: {e}\n')
+    run_cli(parse_args, convert, argv)
 
 
 if __name__ == '__main__':

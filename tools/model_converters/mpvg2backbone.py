@@ -18,11 +18,11 @@ Examples:
 """
 import argparse
 import os.path as osp
-import pickle
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
-from mmpvg.utils.ckpt_convert import (check_output_path,
+from mmpvg.utils.ckpt_convert import (print_classifier_cfg, run_cli,
+                                      check_output_path,
                                       convert_classifier_to_backbone,
                                       load_checkpoint, save_checkpoint,
                                       unwrap_state_dict)
@@ -111,11 +111,7 @@ def convert(args):
 
 
 def main(argv=None):
-    parser, args = parse_args(argv)
-    try:
-        convert(args)
-    except (ValueError, OSError, pickle.UnpicklingError) as e:
-        parser.exit(1, f'{parser.prog}: error: {e}\n')
+    run_cli(parse_args, convert, argv)
 
 
 if __name__ == '__main__':
