@@ -75,6 +75,7 @@ optim_wrapper = dict(
         layer_decay_rate=0.95,
         norm_decay_mult=0.0,  # every norm layer, the PE LayerNorms included
         bias_decay_mult=0.0,
+        flat_decay_mult=0.0,  # 1-D parameters such as the injectors' gamma
         custom_keys={
             '.pos_embed': dict(decay_mult=0.0),
             '.level_embed': dict(decay_mult=0.0),

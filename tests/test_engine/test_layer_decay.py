@@ -150,6 +150,7 @@ def test_vit_adapter_ti_groups_from_the_real_config(pe_mode):
         assert g['layer_id'] == depth, name
         assert g['lr'] == pytest.approx(base_lr * 0.95**(13 - depth)), name
         no_decay = (name in norm_params or name.endswith('.bias')
+                    or g['params'][0].ndim == 1  # e.g. the injectors' gamma
                     or name.endswith(('pos_embed', 'level_embed')))
         assert g['weight_decay'] == (0.0 if no_decay else base_wd), name
         counts[depth] = counts.get(depth, 0) + 1
