@@ -46,12 +46,12 @@ evaluate "$CLS_CFG" "$CKPT" "$CLS_WORK/test.log"
 top1=$(metric accuracy/top1 "$CLS_WORK/test.log")
 
 # 2. detection: Mask R-CNN fine-tuned from the demo-pretrained backbone
-DET_CFG=configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-4e_demo-shapes.py
-DET_WORK=work_dirs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-4e_demo-shapes
+DET_CFG=configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py
+DET_WORK=work_dirs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes
 # before: the pretrained backbone with untrained detection heads
 evaluate "$DET_CFG" "$CKPT" "$DET_WORK/test_before.log"
-train "$DET_CFG" "$DET_WORK" "$DET_WORK/epoch_4.pth" detection
-evaluate "$DET_CFG" "$DET_WORK/epoch_4.pth" "$DET_WORK/test.log"
+train "$DET_CFG" "$DET_WORK" "$DET_WORK/epoch_8.pth" detection
+evaluate "$DET_CFG" "$DET_WORK/epoch_8.pth" "$DET_WORK/test.log"
 
 # 3. segmentation: UperNet fine-tuned from the demo-pretrained backbone
 SEG_CFG=configs/demo/upernet_mpvg-tiny-mln_1xb8-600_demo-shapes-64x64.py

@@ -11,8 +11,9 @@ from mmengine.config import DictAction
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.launch import (apply_scope_defaults, build_runner,
-                                enable_amp, ensure_local_rank, load_config,
-                                set_work_dir, setup_cpu_distributed)
+                                enable_amp, enable_auto_scale_lr,
+                                ensure_local_rank, load_config, set_work_dir,
+                                setup_cpu_distributed)
 
 
 def parse_args():
@@ -55,10 +56,7 @@ def main():
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
-        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise ValueError('--auto-scale-lr needs auto_scale_lr.'
-                             'base_batch_size in the config.')
-        cfg.auto_scale_lr.enable = True
+        enable_auto_scale_lr(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

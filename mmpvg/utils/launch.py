@@ -75,6 +75,17 @@ def enable_amp(cfg: Config):
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+def enable_auto_scale_lr(cfg: Config):
+    """Turn on mmengine's lr scaling by actual / ``base_batch_size``."""
+    scale = cfg.get('auto_scale_lr') or {}
+    if 'base_batch_size' not in scale:
+        raise ValueError(
+            '--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) '
+            'in the config (N: the total batch size its lr was tuned for), '
+            f'got auto_scale_lr={scale or None}.')
+    cfg.auto_scale_lr = dict(scale, enable=True)
+
+
 def setup_cpu_distributed(cfg: Config):
     """Let ``--launcher pytorch`` run on machines without a GPU.
 

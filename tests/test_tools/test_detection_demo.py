@@ -1,42 +1,37 @@
-"""The detection demo through tools/train.py and tools/test.py.
+"""The detection demo through tools/train.py, tools/test.py, dist_train.sh.
 
-A short training of the CPU demo's Mask R-CNN, evaluated with mmdet's
-CocoMetric (pycocotools, bbox and segm), must clearly beat the same detector
-before training. There is no pretrained classifier in a test session, so the
-whole detector starts from scratch; to learn within a test's CPU budget it
-trains on a few images and is evaluated on those same images (the README demo
-fine-tunes from the demo classifier and evaluates on the held-out split).
+A short training of the CPU demo's Mask R-CNN on the demo train split,
+evaluated on the held-out val split with mmdet's CocoMetric (pycocotools,
+bbox and segm), must clearly beat the same detector before training. There
+is no pretrained classifier in a test session, so the whole detector starts
+from scratch (the README demo fine-tunes from the demo classifier, for more
+epochs).
 """
 import os.path as osp
 import re
+import socket
 
 import torch
 
 from conftest import ROOT, run_tool
 
-DEMO_CFG = 'configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-4e_demo-shapes.py'
-# Short schedule of this test (the README demo trains 4 epochs on 256 images)
-IMAGES, EPOCHS, BATCH = 16, 20, 4
+DEMO_CFG = 'configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py'
+# This test's schedule: the demo's recipe, fewer epochs (256 train images,
+# batch 4: 64 iterations per epoch)
+EPOCHS = 6
 
 
 def _options(root, train=True):
-    ann = f'{root}/annotations/instances_train.json'
     opts = ['model.backbone.init_cfg=None']
+    for split in ('train', 'val', 'test'):
+        opts.append(f'{split}_dataloader.dataset.data_root={root}')
     for split in ('val', 'test'):
-        opts += [f'{split}_dataloader.dataset.data_root={root}',
-                 f'{split}_dataloader.dataset.indices={IMAGES}',
-                 f'{split}_dataloader.dataset.ann_file={ann}',
-                 f'{split}_dataloader.dataset.data_prefix.img=train/',
-                 f'{split}_evaluator.ann_file={ann}']
+        opts.append(f'{split}_evaluator.ann_file={root}/annotations/'
+                    'instances_val.json')
     if train:
-        opts += [f'train_dataloader.dataset.data_root={root}',
-                 f'train_dataloader.dataset.indices={IMAGES}',
-                 f'train_dataloader.batch_size={BATCH}',
-                 f'train_cfg.max_epochs={EPOCHS}',
-                 f'train_cfg.val_interval={EPOCHS}',
-                 'param_scheduler.0.end=16',
+        opts += [f'train_cfg.max_epochs={EPOCHS}',
+                 f'train_cfg.val_interval={EPOCHS + 1}',  # tools/test.py does
                  f'param_scheduler.1.end={EPOCHS}',
-                 'optim_wrapper.optimizer.lr=2e-3',
                  f'default_hooks.checkpoint.interval={EPOCHS}']
     return ['--cfg-options'] + opts
 
@@ -80,7 +75,30 @@ def test_demo_train_then_test_beats_untrained(tmp_path, demo_shapes_coco):
                      str(tmp_path / 'test')] + _options(root, train=False))
     after = _coco_ap(proc.stdout + proc.stderr)
     print('demo AP before', before, 'after', after)
-    assert before['bbox'] < 0.005, before
-    # measured: 0.000 before, 0.004 after (bbox), 0.002 after (segm)
-    assert after['bbox'] >= max(0.002, 3 * before['bbox']), (before, after)
-    assert after['segm'] > before['segm'], (before, after)
+    # measured: 0.000 before (bbox and segm); after 6 epochs bbox 0.090
+    # (AP50 0.210), segm 0.107; after 4 epochs it was still 0.026 / 0.030.
+    assert before['bbox'] < 0.005 and before['segm'] < 0.005, before
+    assert after['bbox'] >= 0.03 and after['segm'] >= 0.03, (before, after)
+
+
+def test_dist_train_detection_two_processes_on_cpu(tmp_path,
+                                                   demo_shapes_coco):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    work = str(tmp_path / 'dist')
+    root = demo_shapes_coco
+    opts = _options(root, train=False) + [
+        'train_dataloader.dataset.indices=8', 'train_dataloader.batch_size=2',
+        'val_dataloader.dataset.indices=4', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=1', 'param_scheduler.0.end=2',
+        'param_scheduler.1.end=1', 'default_hooks.checkpoint.interval=1']
+    proc = run_tool(['tools/dist_train.sh', DEMO_CFG, '2', '--work-dir', work]
+                    + opts, env=dict(PORT=str(port)))
+    log = proc.stdout + proc.stderr
+    assert 'gloo' in log
+    _coco_ap(log)  # the distributed validation ran CocoMetric
+    # 8 images on 2 processes, 2 per batch: 2 iterations
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu',
+                      weights_only=False)
+    assert ckpt['meta']['epoch'] == 1 and ckpt['meta']['iter'] == 2

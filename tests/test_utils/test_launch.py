@@ -3,7 +3,8 @@ import pytest
 from mmengine.config import Config
 
 from mmpvg.utils.launch import (dump_results_metric, enable_amp,
-                                enable_visualization, load_config)
+                                enable_auto_scale_lr, enable_visualization,
+                                load_config)
 
 
 def test_dump_results_needs_a_pickle_file():
@@ -25,6 +26,16 @@ def test_amp_needs_a_plain_optim_wrapper():
     with pytest.raises(ValueError, match="needs optim_wrapper.type "
                        "OptimWrapper, got 'ApexOptimWrapper'"):
         enable_amp(cfg)
+
+
+def test_auto_scale_lr_needs_a_base_batch_size():
+    cfg = Config(dict(auto_scale_lr=dict(enable=False, base_batch_size=16)))
+    enable_auto_scale_lr(cfg)
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
+    for cfg in (Config(dict()), Config(dict(auto_scale_lr=dict(enable=True)))):
+        with pytest.raises(ValueError, match=r'--auto-scale-lr needs '
+                           r'auto_scale_lr = dict\(base_batch_size=N\)'):
+            enable_auto_scale_lr(cfg)
 
 
 def test_show_dir_needs_a_visualization_hook():
