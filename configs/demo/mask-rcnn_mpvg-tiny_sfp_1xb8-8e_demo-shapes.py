@@ -5,7 +5,8 @@
 # pyramid: about 1.6x faster per image than the adapter demo on 2 CPU
 # cores, but it does NOT learn in a CPU budget: at 32x32 tokens the digits
 # ViT's last map varies far more with position (the interpolated PEs) than
-# with the image, and 8 epochs here still give bbox AP 0.000. README demo:
+# with the image, and 8 epochs here still give bbox AP 0.000 (also with the
+# adapter demo's lr 2e-3 and batch 4). README demo:
 # mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py (inherits this file).
 # Make the data with tools/dataset_converters/make_demo_data.py and train the
 # classifier first (work_dirs/demo/mpvg-tiny_1xb64_demo-digits/epoch_30.pth).
