@@ -27,6 +27,22 @@ def run_tool(args, cwd=ROOT, timeout=900, env=None, check=True):
     return proc
 
 
+def save_untrained(config, path):
+    """Save the freshly initialised model of a project config (seed 0, no
+    pretrained backbone) as a checkpoint that tools/test.py loads."""
+    import torch
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmpvg.utils.launch import load_config
+    cfg = load_config(osp.join(ROOT, config))
+    cfg.model.backbone.init_cfg = None
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)  # in the default scope, as the Runner
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+
+
 @pytest.fixture(autouse=True, scope='session')
 def one_thread():
     """The tests use tiny tensors: one intra-op thread is faster than two

@@ -3,7 +3,6 @@ import glob
 import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config
 
 import mmpvg  # noqa: F401

@@ -731,6 +731,30 @@ def format_backbone_cfg(arch: dict) -> str:
     return 'backbone=dict(' + ', '.join(parts) + ')'
 
 
+def print_conversion(src: str, direction: str, converted: Mapping,
+                     ignored: List[str], detail: str = '',
+                     notes: Tuple[str, ...] = ()) -> None:
+    """Print what a converter wrote, the same way for every converter.
+
+    Args:
+        src (str): The source checkpoint file.
+        direction (str): What was converted into what.
+        converted (Mapping): The converted state dict.
+        ignored (list): Checkpoint entries besides the state dict that were
+            not converted (see :func:`unwrap_state_dict`).
+        detail (str): Appended to the tensor/parameter count.
+        notes (tuple[str]): Further lines, printed before ``ignored``.
+    """
+    num_params = sum(v.numel() for v in converted.values())
+    print(f'Converted {src} ({direction})')
+    print(f'  {len(converted)} tensors, {num_params:,} parameters{detail}')
+    for note in notes:
+        print(f'  {note}')
+    if ignored:
+        print('  not converted (other checkpoint entries): '
+              + ', '.join(map(str, ignored)))
+
+
 def print_classifier_cfg(arch: dict) -> None:
     """Print the backbone (and head) config that loads converted weights."""
     print(f'  config: {format_backbone_cfg(arch)}')

@@ -114,3 +114,12 @@ def test_fold_cli(tmp_path):
                      str(src), str(out)], check=False)
     assert proc.returncode != 0 and 'pass --force' in proc.stderr
     assert out.read_bytes() == stamp
+    # nor is the source checkpoint, even with --force
+    stamp = src.read_bytes()
+    proc = run_tool(['tools/model_converters/fold_last_ln_pe.py', str(cfg),
+                     str(src), str(src), '--force'], check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().endswith(
+        f"fold_last_ln_pe.py: error: Output {str(src)!r} is the source "
+        'checkpoint; write the converted weights to another file.')
+    assert src.read_bytes() == stamp

@@ -13,7 +13,7 @@ import socket
 
 import torch
 
-from conftest import ROOT, run_tool
+from conftest import run_tool, save_untrained
 
 DEMO_CFG = 'configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py'
 # This test's schedule: the demo's recipe, fewer epochs (256 train images,
@@ -45,23 +45,10 @@ def _coco_ap(log):
     return aps
 
 
-def _save_untrained(path):
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
-    cfg = Config.fromfile(osp.join(ROOT, DEMO_CFG))
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-
-
 def test_demo_train_then_test_beats_untrained(tmp_path, demo_shapes_coco):
     root = demo_shapes_coco
     untrained = str(tmp_path / 'untrained.pth')
-    _save_untrained(untrained)
+    save_untrained(DEMO_CFG, untrained)
     proc = run_tool(['tools/test.py', DEMO_CFG, untrained, '--work-dir',
                      str(tmp_path / 'test0')] + _options(root, train=False))
     before = _coco_ap(proc.stdout + proc.stderr)

@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, run_tool, save_untrained
 
 SEG_CFG = 'configs/demo/upernet_mpvg-tiny-mln_1xb8-600_demo-shapes-64x64.py'
 ITERS = 200
@@ -46,19 +46,6 @@ def miou_of(log):
     return float(found[-1])
 
 
-def save_untrained(path):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(osp.join(ROOT, SEG_CFG))
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    torch.save({'state_dict': model.state_dict()}, path)
-
-
 def test_config_follows_the_recipe():
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, SEG_CFG))
@@ -85,7 +72,7 @@ def test_train_then_test_beats_untrained(tmp_path, shapes_ade):
     trained = miou_of(proc.stdout + proc.stderr)
 
     untrained_ckpt = str(tmp_path / 'untrained.pth')
-    save_untrained(untrained_ckpt)
+    save_untrained(SEG_CFG, untrained_ckpt)
     proc = run_tool(['tools/test.py', SEG_CFG, untrained_ckpt, '--work-dir',
                      str(tmp_path / 'test0')] + seg_options(shapes_ade))
     untrained = miou_of(proc.stdout + proc.stderr)

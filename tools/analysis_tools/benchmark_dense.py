@@ -24,10 +24,12 @@ import statistics
 import time
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import MODELS, init_default_scope
 
 import mmpvg  # noqa: F401  (registers the models in every scope)
+from mmpvg.utils.launch import load_config
 
 PARTS = ('backbone', 'feat', 'full')
 SCOPES = ('mmdet', 'mmseg')
@@ -58,25 +60,16 @@ def parse_args(argv=None):
 
 def build_model(config, cfg_options=None):
     """Build the model of ``config`` in its scope, with random weights."""
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in SCOPES:
+    cfg = load_config(config, cfg_options)
+    if cfg.default_scope not in SCOPES:
         raise ValueError(f'{config}: default_scope must be one of {SCOPES} '
-                         f'for a dense model, got {scope!r}')
-    init_default_scope(scope)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
+                         f'for a dense model, got {cfg.default_scope!r}')
+    init_default_scope(cfg.default_scope)
     cfg.model.backbone.pop('init_cfg', None)
-    # a segmentor's SyncBN needs a process group; time it as BN
+    # mmengine's root registry builds in the default scope, as the Runner
     model = MODELS.build(cfg.model)
-    if scope == 'mmseg':
-        from mmengine.model import revert_sync_batchnorm
-        model = revert_sync_batchnorm(model)
-    return model.eval(), scope
+    # a SyncBN layer needs a process group; time it as BN
+    return revert_sync_batchnorm(model).eval(), cfg.default_scope
 
 
 def make_runner(model, scope, part, img_hw):

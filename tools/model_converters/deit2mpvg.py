@@ -17,13 +17,12 @@ import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.models import MPVGViT
-from mmpvg.utils.ckpt_convert import (print_classifier_cfg, run_cli,
-                                      arch_preset, check_output_path,
+from mmpvg.utils.ckpt_convert import (arch_preset, check_output_path,
                                       convert_mpvg_to_timm,
-                                      convert_timm_to_mpvg,
-                                      infer_vit_arch,
-                                      load_checkpoint, save_checkpoint,
-                                      unwrap_state_dict)
+                                      convert_timm_to_mpvg, infer_vit_arch,
+                                      load_checkpoint, print_classifier_cfg,
+                                      print_conversion, run_cli,
+                                      save_checkpoint, unwrap_state_dict)
 
 
 def parse_args(argv=None):
@@ -45,10 +44,6 @@ def parse_args(argv=None):
     return parser, parser.parse_args(argv)
 
 
-def num_params(state_dict):
-    return sum(v.numel() for v in state_dict.values())
-
-
 def convert(args):
     check_output_path(args.dst, force=args.force, src=args.src)
     state_dict, ignored = unwrap_state_dict(load_checkpoint(args.src))
@@ -67,12 +62,8 @@ def convert(args):
                       converter='deit2mpvg'))
     save_checkpoint(output, args.dst, force=args.force)
 
-    print(f'Converted {args.src} ({direction})')
-    print(f'  {len(converted)} tensors, {num_params(converted):,} '
-          'parameters, every key of the source state dict used')
-    if ignored:
-        print('  not converted (other checkpoint entries): '
-              + ', '.join(map(str, ignored)))
+    print_conversion(args.src, direction, converted, ignored,
+                     detail=', every key of the source state dict used')
     if arch['num_classes'] is None:
         print('  the source has no classification head')
     if args.reverse:

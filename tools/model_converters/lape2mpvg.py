@@ -14,11 +14,10 @@ import os.path as osp
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
-from mmpvg.utils.ckpt_convert import (print_classifier_cfg, run_cli,
-                                      check_output_path,
-                                      convert_lape_to_mpvg,
-                                      infer_vit_arch,
-                                      load_checkpoint, save_checkpoint,
+from mmpvg.utils.ckpt_convert import (check_output_path, convert_lape_to_mpvg,
+                                      infer_vit_arch, load_checkpoint,
+                                      print_classifier_cfg, print_conversion,
+                                      run_cli, save_checkpoint,
                                       unwrap_state_dict)
 
 
@@ -45,15 +44,11 @@ def convert(args):
                        converter='lape2mpvg')),
         args.dst, force=args.force)
 
-    num_params = sum(v.numel() for v in converted.values())
-    print(f"Converted {args.src} (LaPE -> MPVGViT pe_mode='lape')")
-    print(f'  {len(converted)} tensors, {num_params:,} parameters, every '
-          'key of the source state dict used')
-    print(f"  blocks.{{i}}.pe_norm -> backbone.pe.norms.{{i}} for "
-          f"{arch['num_layers']} blocks")
-    if ignored:
-        print('  not converted (other checkpoint entries): '
-              + ', '.join(map(str, ignored)))
+    print_conversion(
+        args.src, "LaPE -> MPVGViT pe_mode='lape'", converted, ignored,
+        detail=', every key of the source state dict used',
+        notes=(f'blocks.{{i}}.pe_norm -> backbone.pe.norms.{{i}} for '
+               f"{arch['num_layers']} blocks", ))
     if arch['num_classes'] is None:
         print('  the source has no classification head')
     print_classifier_cfg(arch)

@@ -21,10 +21,10 @@ import os.path as osp
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
-from mmpvg.utils.ckpt_convert import (print_classifier_cfg, run_cli,
-                                      check_output_path,
+from mmpvg.utils.ckpt_convert import (check_output_path,
                                       convert_classifier_to_backbone,
-                                      load_checkpoint, save_checkpoint,
+                                      load_checkpoint, print_conversion,
+                                      run_cli, save_checkpoint,
                                       unwrap_state_dict)
 
 
@@ -92,18 +92,14 @@ def convert(args):
     pos_key = args.src_prefix + 'pe.pos_embed'
     old = tuple(state_dict[pos_key].shape)
     new = tuple(converted[args.dst_prefix + 'pe.pos_embed'].shape)
-    num_params = sum(v.numel() for v in converted.values())
-    print(f'Converted {args.src} (classifier -> backbone)')
-    print(f'  {len(converted)} tensors, {num_params:,} parameters: '
-          f'{args.src_prefix!r}* -> {args.dst_prefix!r}*')
     if old == new:
-        print(f'  pe.pos_embed kept at shape {old}')
+        pe_note = f'pe.pos_embed kept at shape {old}'
     else:
-        print(f'  pe.pos_embed resized from {old} to {new} '
-              f'({args.interpolate_mode})')
-    if ignored:
-        print('  not converted (other checkpoint entries): '
-              + ', '.join(map(str, ignored)))
+        pe_note = (f'pe.pos_embed resized from {old} to {new} '
+                   f'({args.interpolate_mode})')
+    print_conversion(args.src, 'classifier -> backbone', converted, ignored,
+                     detail=f': {args.src_prefix!r}* -> {args.dst_prefix!r}*',
+                     notes=(pe_note, ))
     print(f'  {len(unused)} unused key(s)' + (':' if unused else ''))
     for key in unused:
         print(f'    {key} {tuple(state_dict[key].shape)}')
