@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, TOOL_TIMEOUT
 from mmpvg.analysis import (PEAnalysis, analyze_pe, default_layers,
                             has_layerwise_pe, layer_pe_map,
                             pearson_correlation)
@@ -348,7 +348,7 @@ def run_cli(args):
     env = dict(PYTHONPATH=ROOT, OMP_NUM_THREADS='1', MPLBACKEND='Agg',
                PATH='/usr/bin:/bin', HOME=str(osp.expanduser('~')))
     return subprocess.run([PYTHON] + args, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=TOOL_TIMEOUT)
 
 
 @pytest.fixture(scope='module')

@@ -24,7 +24,7 @@ from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import VisionTransformer
 
 import mmpvg  # noqa: F401
-from conftest import ROOT
+from conftest import ROOT, TOOL_TIMEOUT
 from mmpvg.models import MPVGViT
 from mmpvg.utils.ckpt_convert import (convert_classifier_to_backbone,
                                       convert_lape_to_mpvg,
@@ -477,7 +477,7 @@ def test_cli_subprocess(tmp_path):
     proc = subprocess.run(
         [python, osp.join(CONVERTERS, 'deit2mpvg.py'), timm_path, out_path],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1'),
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=TOOL_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"Converted {timm_path} (timm/DeiT ViT -> MPVGViT pe_mode='cls')" \
         in proc.stdout

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, TOOL_TIMEOUT, run_tool
 
 DEMO_CFG = 'configs/demo/mpvg-tiny_1xb64_demo-digits.py'
 
@@ -83,9 +83,9 @@ def test_resume_after_interrupted_run(tmp_path, demo_digits):
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     marker = osp.join(work, 'last_checkpoint')
-    deadline = time.time() + 600
+    deadline = time.time() + TOOL_TIMEOUT  # a hang guard, not a budget
     while not osp.isfile(marker) and proc.poll() is None:
-        assert time.time() < deadline, 'no checkpoint within 600 s'
+        assert time.time() < deadline, f'no checkpoint within {TOOL_TIMEOUT} s'
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
