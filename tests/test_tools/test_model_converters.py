@@ -26,13 +26,11 @@ from timm.models.vision_transformer import VisionTransformer
 import mmpvg  # noqa: F401
 from conftest import ROOT, TOOL_TIMEOUT
 from mmpvg.models import MPVGViT
-from mmpvg.utils.ckpt_convert import (convert_classifier_to_backbone,
-                                      convert_lape_to_mpvg,
-                                      convert_mpvg_to_timm,
-                                      convert_timm_to_mpvg,
-                                      format_backbone_cfg, infer_vit_arch,
-                                      load_checkpoint, save_checkpoint,
-                                      unwrap_state_dict)
+from mmpvg.converters import (convert_classifier_to_backbone,
+                              convert_lape_to_mpvg, convert_mpvg_to_timm,
+                              convert_timm_to_mpvg, format_backbone_cfg,
+                              infer_vit_arch, load_checkpoint, save_checkpoint,
+                              unwrap_state_dict)
 
 EMBED, DEPTH, HEADS, FFN, IMG, PATCH, CLASSES = 32, 3, 4, 64, 32, 8, 10
 ARCH = dict(embed_dims=EMBED, num_layers=DEPTH, num_heads=HEADS,

@@ -17,12 +17,11 @@ import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.models import MPVGViT
-from mmpvg.utils.ckpt_convert import (arch_preset, check_output_path,
-                                      convert_mpvg_to_timm,
-                                      convert_timm_to_mpvg, infer_vit_arch,
-                                      load_checkpoint, print_classifier_cfg,
-                                      print_conversion, run_cli,
-                                      save_checkpoint, unwrap_state_dict)
+from mmpvg.converters import (arch_preset, check_output_path,
+                              convert_mpvg_to_timm, convert_timm_to_mpvg,
+                              infer_vit_arch, load_checkpoint,
+                              print_classifier_cfg, print_conversion, run_cli,
+                              save_checkpoint, unwrap_state_dict)
 
 
 def parse_args(argv=None):

@@ -18,8 +18,7 @@ from mmengine.runner import load_checkpoint
 
 import mmpvg  # noqa: F401
 from mmpvg.models import fold_last_ln_pe
-from mmpvg.utils.ckpt_convert import (check_output_path, run_cli,
-                                      save_checkpoint)
+from mmpvg.converters import check_output_path, run_cli, save_checkpoint
 
 
 def parse_args(argv=None):

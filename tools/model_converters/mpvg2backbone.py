@@ -21,11 +21,10 @@ import os.path as osp
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
-from mmpvg.utils.ckpt_convert import (check_output_path,
-                                      convert_classifier_to_backbone,
-                                      load_checkpoint, print_conversion,
-                                      run_cli, save_checkpoint,
-                                      unwrap_state_dict)
+from mmpvg.converters import (check_output_path,
+                              convert_classifier_to_backbone, load_checkpoint,
+                              print_conversion, run_cli, save_checkpoint,
+                              unwrap_state_dict)
 
 
 def parse_args(argv=None):
