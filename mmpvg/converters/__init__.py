@@ -13,7 +13,8 @@ around them:
 - :mod:`.io`: finding, loading and saving checkpoint files safely.
 - :mod:`.cli`: what the command lines print, and their shared entry point.
 """
-from .arch import arch_preset, format_backbone_cfg, infer_vit_arch
+from .arch import (arch_preset, backbone_cfg, format_backbone_cfg,
+                   infer_vit_arch, not_in_weights)
 from .backbone import convert_classifier_to_backbone
 from .cli import print_classifier_cfg, print_conversion, run_cli
 from .io import (check_output_path, load_checkpoint, save_checkpoint,
@@ -24,7 +25,8 @@ from .vit_keys import (convert_lape_to_mpvg, convert_mpvg_to_timm,
 __all__ = [
     'unwrap_state_dict', 'convert_timm_to_mpvg', 'convert_mpvg_to_timm',
     'convert_lape_to_mpvg', 'convert_classifier_to_backbone',
-    'infer_vit_arch', 'arch_preset', 'format_backbone_cfg',
+    'infer_vit_arch', 'arch_preset', 'backbone_cfg', 'not_in_weights',
+    'format_backbone_cfg',
     'load_checkpoint', 'check_output_path', 'save_checkpoint',
     'print_conversion', 'print_classifier_cfg', 'run_cli'
 ]

@@ -33,8 +33,12 @@ def print_conversion(src: str, direction: str, converted: Mapping,
 
 
 def print_classifier_cfg(arch: dict) -> None:
-    """Print the backbone (and head) config that loads converted weights."""
-    print(f'  config: {format_backbone_cfg(arch)}')
+    """Print the backbone (and head) config that loads converted weights,
+    and what the weights do not show (see :func:`format_backbone_cfg`)."""
+    first, *rest = format_backbone_cfg(arch).split('\n')
+    print(f'  config: {first}')
+    for line in rest:
+        print(f'          {line}')
     if arch.get('num_classes') is not None:
         print("  head=dict(type='LinearClsHead', "
               f"num_classes={arch['num_classes']}, "

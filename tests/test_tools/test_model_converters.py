@@ -135,7 +135,9 @@ def test_timm_to_mpvg_gives_timm_logits(images):
     assert arch == dict(
         embed_dims=EMBED, num_layers=DEPTH, feedforward_channels=FFN,
         qkv_bias=True, patch_size=PATCH, patch_resolution=(4, 4),
-        img_size=IMG, in_channels=3, pe_mode='cls', num_classes=CLASSES)
+        img_size=IMG, in_channels=3, pe_mode='cls', layerwise_pe=False,
+        pe_first_block=False, last_ln_pe=None, final_norm=True,
+        num_classes=CLASSES)
 
 
 def test_mpvg_to_timm_reverse_and_round_trip(images):
@@ -176,12 +178,19 @@ def test_arch_hint_names_deit_presets():
     state = {'backbone.cls_token': torch.empty(1, 1, 192),
              'backbone.pe.pos_embed': torch.empty(1, 197, 192),
              'backbone.patch_embed.proj.weight': torch.empty(192, 3, 16, 16)}
+    for name in ('weight', 'bias'):
+        state[f'backbone.norm.{name}'] = torch.empty(192)
     for i in range(12):
         state[f'backbone.blocks.{i}.mlp.fc1.weight'] = torch.empty(768, 192)
         state[f'backbone.blocks.{i}.attn.qkv.bias'] = torch.empty(576)
-    assert format_backbone_cfg(infer_vit_arch(state)) == (
+    assert format_backbone_cfg(infer_vit_arch(state)).split('\n') == [
         "backbone=dict(type='MPVGViT', arch='deit-tiny', pe_mode='cls', "
-        'img_size=224, patch_size=16)')
+        'img_size=224, patch_size=16)',
+        '# Not stored in the weights (set them as trained if they differ):',
+        "#   num_heads=3 (the deit-tiny preset's)",
+        '#   norm_after_attn=False (the block layout: a ViT-Lite block, as '
+        "in arch='vit-lite-7', has the same weights)",
+        '#   pe_at_input=True (pos_0 added to the tokens before block 0)']
 
 
 # ---------------------------------------------------------------------- #
@@ -405,7 +414,12 @@ def test_cli_in_process(tmp_path, capsys, images):
     torch.save({'model': lape.state_dict()}, lape_path)
     lape_out = str(tmp_path / 'lape_mpvg.pth')
     lape2mpvg.main([lape_path, lape_out])
-    assert "pe_mode='lape'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pe_mode='lape'" in out
+    # What the weights cannot show is printed under the config.
+    assert ('          #   pe_at_input=False (pos_0 not added to the tokens '
+            'before block 0)') in out
+    assert '          #   hierarchical_pe=True' in out
     model = classifier('lape')
     model.load_state_dict(load_checkpoint(lape_out)['state_dict'],
                           strict=True)
