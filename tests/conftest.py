@@ -72,7 +72,7 @@ def restore_default_scope():
 @pytest.fixture(scope='session')
 def demo_digits(tmp_path_factory):
     """The embedded classification demo data, written once per session."""
-    from mmpvg.datasets import make_digits_classification
+    from mmpvg.demo import make_digits_classification
     root = str(tmp_path_factory.mktemp('data') / 'demo_digits')
     make_digits_classification(root)
     return root
@@ -81,7 +81,7 @@ def demo_digits(tmp_path_factory):
 @pytest.fixture(scope='session')
 def demo_shapes_coco(tmp_path_factory):
     """The embedded detection demo data (COCO format), written once."""
-    from mmpvg.datasets import make_shapes_coco
+    from mmpvg.demo import make_shapes_coco
     root = str(tmp_path_factory.mktemp('data') / 'demo_shapes_coco')
     make_shapes_coco(root)
     return root

@@ -1,11 +1,16 @@
-from .demo_data import make_digits_classification
-from .demo_shapes import (SHAPES_ADE_CLASSES, SHAPES_ADE_METAINFO,
-                          SHAPES_ADE_PALETTE, SHAPES_COCO_CLASSES,
-                          SHAPES_COCO_METAINFO, SHAPES_COCO_PALETTE,
-                          make_shapes_ade, make_shapes_coco)
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""Dataset classes of the demo data, one module per task.
 
-__all__ = [
-    'make_digits_classification', 'make_shapes_coco', 'make_shapes_ade',
-    'SHAPES_COCO_CLASSES', 'SHAPES_COCO_PALETTE', 'SHAPES_COCO_METAINFO',
-    'SHAPES_ADE_CLASSES', 'SHAPES_ADE_PALETTE', 'SHAPES_ADE_METAINFO'
-]
+Each module imports its task package (mmdet or mmseg) and registers its
+class in that package's ``DATASETS``, so nothing is imported here: a config
+names the module it needs, e.g.::
+
+    custom_imports = dict(
+        imports=['mmpvg', 'mmpvg.datasets.demo_shapes_coco'],
+        allow_failed_imports=False)
+
+- :mod:`mmpvg.datasets.demo_shapes_coco`: ``DemoShapesCocoDataset`` (mmdet)
+- :mod:`mmpvg.datasets.demo_shapes_ade`: ``DemoShapesADE20KDataset`` (mmseg)
+
+The generators that write the data are in :mod:`mmpvg.demo`.
+"""

@@ -19,7 +19,7 @@ ITERS = 200
 
 @pytest.fixture(scope='module')
 def shapes_ade(tmp_path_factory):
-    from mmpvg.datasets import make_shapes_ade
+    from mmpvg.demo import make_shapes_ade
     root = str(tmp_path_factory.mktemp('data') / 'demo_shapes_ade')
     make_shapes_ade(root, num_train=64, num_val=16)
     return root

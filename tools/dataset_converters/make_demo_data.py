@@ -12,8 +12,8 @@ import argparse
 import os.path as osp
 import time
 
-from mmpvg.datasets import (make_digits_classification, make_shapes_ade,
-                            make_shapes_coco)
+from mmpvg.demo import (make_digits_classification, make_shapes_ade,
+                        make_shapes_coco)
 
 DEMOS = {
     'digits': ('demo_digits', make_digits_classification),

@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 from PIL import Image
 
-from mmpvg.datasets import make_digits_classification
+from mmpvg.demo import make_digits_classification
 
 
 def test_digits_layout_counts_and_idempotence(tmp_path):

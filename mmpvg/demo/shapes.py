@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .demo_data import _write_demo
+from .digits import _write_demo
 
 #: Category names of :func:`make_shapes_coco`; category ``id`` is index + 1.
 SHAPES_COCO_CLASSES = ('circle', 'ellipse', 'square', 'triangle', 'star')

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmpvg.datasets import (SHAPES_ADE_CLASSES, SHAPES_ADE_METAINFO,
-                            SHAPES_COCO_CLASSES, make_shapes_ade,
-                            make_shapes_coco)
-from mmpvg.datasets import demo_shapes
+from mmpvg.demo import (SHAPES_ADE_CLASSES, SHAPES_COCO_CLASSES,
+                        make_shapes_ade, make_shapes_coco)
+from mmpvg.demo import shapes as demo_shapes
 
 SMALL = dict(num_train=8, num_val=4)
 IMG = 256
@@ -34,13 +33,6 @@ def ade_root(tmp_path_factory):
 def _shoelace(poly):
     x, y = np.asarray(poly[0::2]), np.asarray(poly[1::2])
     return abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2
-
-
-def _overwrite_scope(name):
-    # Like init_default_scope(name), but restored afterwards so that the
-    # scope does not leak into other tests.
-    from mmengine.registry import DefaultScope
-    return DefaultScope.overwrite_default_scope(name)
 
 
 def test_coco_layout_and_annotations(coco_root):
@@ -123,34 +115,6 @@ def test_polygons_trace_pixels_exactly():
         assert sum(_shoelace(p) for p in polys) == mask.sum()
 
 
-def test_coco_dataset_in_mmdet(coco_root):
-    from mmdet.datasets import CocoDataset
-    with _overwrite_scope('mmdet'):
-        ds = CocoDataset(data_root=coco_root,
-                         ann_file='annotations/instances_train.json',
-                         data_prefix=dict(img='train/'),
-                         metainfo=dict(classes=SHAPES_COCO_CLASSES),
-                         pipeline=[
-                             dict(type='LoadImageFromFile'),
-                             dict(type='LoadAnnotations',
-                                  with_bbox=True,
-                                  with_mask=True),
-                             dict(type='PackDetInputs')
-                         ])
-        assert len(ds) == 8
-        for i in (0, 5):
-            sample = ds[i]
-            gt = sample['data_samples'].gt_instances
-            assert sample['inputs'].shape == (3, IMG, IMG)
-            assert len(gt) >= 1
-            assert gt.masks.masks.shape == (len(gt), IMG, IMG)
-            assert gt.masks.masks.sum((1, 2)).min() > 0
-            boxes = gt.bboxes.tensor
-            assert (boxes[:, 2:] > boxes[:, :2]).all()
-            assert boxes.min() >= 0 and boxes.max() <= IMG
-            assert set(gt.labels.tolist()) <= set(range(5))
-
-
 def test_ade_layout_and_labels(ade_root):
     num_classes = len(SHAPES_ADE_CLASSES)
     assert num_classes == 6
@@ -170,36 +134,6 @@ def test_ade_layout_and_labels(ade_root):
     assert 0.001 < frac[0] < 0.1  # thin unlabelled borders and wires
     assert frac[1] + frac[2] > 0.5  # sky and ground are most pixels
     assert (frac[3:] > 0).all()  # every shape class occurs
-
-
-def test_ade_dataset_in_mmseg(ade_root):
-    from mmseg.datasets import BaseSegDataset
-    with _overwrite_scope('mmseg'):
-        ds = BaseSegDataset(data_root=ade_root,
-                            data_prefix=dict(
-                                img_path='images/training',
-                                seg_map_path='annotations/training'),
-                            img_suffix='.jpg',
-                            seg_map_suffix='.png',
-                            reduce_zero_label=True,
-                            metainfo=SHAPES_ADE_METAINFO,
-                            pipeline=[
-                                dict(type='LoadImageFromFile'),
-                                dict(type='LoadAnnotations',
-                                     reduce_zero_label=True),
-                                dict(type='PackSegInputs')
-                            ])
-        assert len(ds) == 8
-        assert ds.metainfo['classes'] == SHAPES_ADE_CLASSES
-        values = set()
-        for i in range(3):
-            sample = ds[i]
-            assert sample['inputs'].shape == (3, IMG, IMG)
-            seg = sample['data_samples'].gt_sem_seg.data
-            assert seg.shape == (1, IMG, IMG)
-            values |= set(seg.unique().tolist())
-        assert values <= set(range(6)) | {255}
-        assert {0, 1, 255} <= values  # sky, ground and ignored borders
 
 
 def _snapshot(root):

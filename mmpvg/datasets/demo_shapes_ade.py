@@ -1,0 +1,45 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""``DemoShapesADE20KDataset``: the ADE20K-layout shapes demo in mmseg.
+
+Importing this module imports mmseg and registers the class in mmseg's
+``DATASETS`` (configs: ``custom_imports``, see :mod:`mmpvg.datasets`).
+"""
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+from mmpvg.demo.shapes import SHAPES_ADE_CLASSES, SHAPES_ADE_PALETTE
+
+
+@DATASETS.register_module()
+class DemoShapesADE20KDataset(BaseSegDataset):
+    """Semantic segmentation on the scenes written by
+    :func:`mmpvg.demo.make_shapes_ade`.
+
+    The files follow ADE20K: ``images/{training,validation}/*.jpg`` and
+    8-bit label maps ``annotations/{training,validation}/*.png`` in which 0
+    is "unlabelled" and 1..6 are :data:`~mmpvg.demo.SHAPES_ADE_CLASSES`.
+    So, as for ADE20K, ``reduce_zero_label`` defaults to True (value 0
+    becomes the ignore index 255 and value k the train id k - 1). The
+    metainfo (classes, palette) comes from the generator.
+
+    Args:
+        img_suffix (str): Defaults to '.jpg'.
+        seg_map_suffix (str): Defaults to '.png'.
+        reduce_zero_label (bool): Defaults to True.
+        **kwargs: The other arguments of
+            :class:`mmseg.datasets.BaseSegDataset`.
+    """
+
+    METAINFO = dict(classes=SHAPES_ADE_CLASSES,
+                    palette=[list(c) for c in SHAPES_ADE_PALETTE])
+
+    def __init__(self,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 reduce_zero_label: bool = True,
+                 **kwargs) -> None:
+        super().__init__(
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=reduce_zero_label,
+            **kwargs)
