@@ -10,9 +10,9 @@ from mmengine.config import DictAction
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.launch import (apply_scope_defaults, build_runner,
-                                dump_results_metric, enable_visualization,
-                                ensure_local_rank, load_config, set_work_dir,
-                                setup_cpu_distributed)
+                                enable_visualization, ensure_local_rank,
+                                load_config, prepare_test_output,
+                                set_work_dir, setup_cpu_distributed)
 
 
 def parse_args():
@@ -48,13 +48,9 @@ def main():
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
-    dump_metric = None
-    if args.out and cfg.default_scope == 'mmseg':
-        # mmseg writes predicted label maps into a directory
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-    elif args.out:
-        dump_metric = dump_results_metric(cfg.default_scope, args.out)
+    # mmseg writes predicted label maps into a directory; the others dump
+    # the predictions through one more metric of the built evaluator.
+    dump_metric = prepare_test_output(cfg, args.out) if args.out else None
 
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)

@@ -136,6 +136,76 @@ def dump_results_metric(scope: str, out: str):
     return DumpResults(out_file_path=out)
 
 
+def evaluator_metrics(evaluator) -> list:
+    """The metric configs of an evaluator config, in every form mmengine
+    builds: one metric dict, a list of them, or ``dict(metrics=...)`` (a
+    custom Evaluator holding a metric dict or a list).
+
+    The entries are returned themselves, not copies, so that a caller can
+    change them in place.
+    """
+    if isinstance(evaluator, dict):
+        if 'metrics' in evaluator:
+            return evaluator_metrics(evaluator['metrics'])
+        return [evaluator]
+    if isinstance(evaluator, (list, tuple)):
+        return list(evaluator)
+    raise TypeError('An evaluator config is a metric dict, a list of them or '
+                    f'dict(metrics=...), got {type(evaluator).__name__}.')
+
+
+def _metric_type(metric) -> str:
+    """'IoUMetric' for ``dict(type='IoUMetric')``, 'mmseg.IoUMetric', the
+    class itself (lazy configs) or a built metric."""
+    kind = metric.get('type') if isinstance(metric, dict) else type(metric)
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    return name.rsplit('.', 1)[-1]
+
+
+def set_segmentation_output(cfg: Config, out_dir: str):
+    """``tools/test.py --out`` for mmseg: every IoUMetric of
+    ``test_evaluator`` (a dict or a list) writes the predicted label maps
+    into ``out_dir`` and keeps the results for its metrics.
+
+    Raises:
+        ValueError: If ``test_evaluator`` has no IoUMetric.
+    """
+    metrics = evaluator_metrics(cfg.test_evaluator)
+    iou = [m for m in metrics
+           if isinstance(m, dict) and _metric_type(m) == 'IoUMetric']
+    if not iou:
+        raise ValueError(
+            '--out for a segmentation config writes label maps through '
+            "mmseg's IoUMetric (output_dir), but test_evaluator has none: "
+            f'its metrics are {[_metric_type(m) for m in metrics]}.')
+    for metric in iou:
+        metric['output_dir'] = out_dir
+        metric['keep_results'] = True
+
+
+def prepare_test_output(cfg: Config, out: str):
+    """What ``tools/test.py --out`` changes, before the Runner is built.
+
+    For mmseg the IoUMetric entries of ``test_evaluator`` are set to write
+    label maps into the directory ``out`` (:func:`set_segmentation_output`).
+    For classification and detection ``out`` must be a .pkl file, and the
+    metric that dumps the raw predictions there is returned: append it to
+    ``runner.test_evaluator.metrics``, the Evaluator the Runner built from
+    ``test_evaluator`` (whichever form it had).
+
+    Returns:
+        BaseMetric | None: The dump metric, or None for mmseg.
+
+    Raises:
+        ValueError: As :func:`set_segmentation_output` and
+            :func:`dump_results_metric`.
+    """
+    if cfg.default_scope == 'mmseg':
+        set_segmentation_output(cfg, out)
+        return None
+    return dump_results_metric(cfg.default_scope, out)
+
+
 def enable_visualization(cfg: Config, show_dir: str):
     """Turn on the scope's visualization hook and save images to show_dir."""
     hooks = cfg.get('default_hooks', {})

@@ -5,6 +5,7 @@ under torch >= 2.6 (weights_only loading).
 """
 import os
 import os.path as osp
+import pickle
 import re
 import signal
 import socket
@@ -16,7 +17,7 @@ import torch
 
 from conftest import ROOT, TOOL_TIMEOUT, run_tool
 
-DEMO_CFG = 'configs/demo/mpvg-tiny_1xb64_demo-digits.py'
+DEMO_CFG = 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py'
 
 
 def demo_options(data_root, epochs, indices=None):
@@ -52,13 +53,25 @@ def test_train_then_test_learns(tmp_path, demo_digits):
     assert top1 > 50.0, top1
     assert osp.isfile(tmp_path / 'preds.pkl')
 
-    # An untrained model of the same config stays near chance.
+    # An untrained model of the same config stays near chance. This run
+    # gives test_evaluator as a list (as mmengine allows), with --out.
     untrained = osp.join(str(tmp_path), 'untrained.pth')
     _save_untrained(untrained)
-    proc = run_tool(['tools/test.py', DEMO_CFG, untrained, '--work-dir',
-                     str(tmp_path / 'test0')] +
+    list_cfg = tmp_path / 'list_evaluator.py'
+    list_cfg.write_text(
+        f'_base_ = [{osp.join(ROOT, DEMO_CFG)!r}]\n'
+        "test_evaluator = [dict(type='Accuracy', topk=(1, )),\n"
+        "                  dict(type='SingleLabelMetric')]\n")
+    proc = run_tool(['tools/test.py', str(list_cfg), untrained, '--work-dir',
+                     str(tmp_path / 'test0'), '--out',
+                     str(tmp_path / 'preds0.pkl')] +
                     demo_options(demo_digits, epochs=8))
-    assert top1_of(proc.stdout + proc.stderr) < 30.0
+    log = proc.stdout + proc.stderr
+    assert top1_of(log) < 30.0
+    assert 'single-label/f1-score' in log  # the second metric ran too
+    with open(tmp_path / 'preds0.pkl', 'rb') as f:
+        preds = pickle.load(f)  # written by this test's own run
+    assert len(preds) > 0 and 'pred_label' in preds[0]
 
 
 def _save_untrained(path):

@@ -4,7 +4,8 @@ from mmengine.config import Config
 
 from mmpvg.utils.launch import (dump_results_metric, enable_amp,
                                 enable_auto_scale_lr, enable_visualization,
-                                load_config)
+                                evaluator_metrics, load_config,
+                                prepare_test_output)
 
 
 def test_dump_results_needs_a_pickle_file():
@@ -55,3 +56,62 @@ def test_load_config_rejects_unknown_scopes(tmp_path):
     with pytest.raises(ValueError, match="default_scope='mmocr' is not "
                        'supported'):
         load_config(str(path))
+
+
+IOU = dict(type='IoUMetric', iou_metrics=['mIoU'])
+
+
+@pytest.mark.parametrize('evaluator', [
+    IOU,
+    [IOU],
+    [dict(type='mmseg.IoUMetric'), dict(type='CityscapesMetric')],
+    dict(metrics=[IOU]),
+    dict(type='Evaluator', metrics=IOU),
+], ids=['dict', 'list', 'scoped-list', 'metrics-list', 'metrics-dict'])
+def test_segmentation_out_sets_every_iou_metric(evaluator):
+    cfg = Config(dict(default_scope='mmseg', test_evaluator=evaluator))
+    assert prepare_test_output(cfg, 'label_maps') is None
+    metrics = evaluator_metrics(cfg.test_evaluator)
+    for metric in metrics:
+        if metric['type'].endswith('IoUMetric'):
+            assert metric['output_dir'] == 'label_maps'
+            assert metric['keep_results'] is True
+        else:  # other metrics are left alone
+            assert 'output_dir' not in metric
+    assert any('output_dir' in m for m in metrics)
+
+
+@pytest.mark.parametrize('evaluator', [
+    dict(type='CityscapesMetric'), [dict(type='CityscapesMetric')], []])
+def test_segmentation_out_needs_an_iou_metric(evaluator):
+    cfg = Config(dict(default_scope='mmseg', test_evaluator=evaluator))
+    with pytest.raises(ValueError, match=r"--out for a segmentation config "
+                       r"writes label maps through mmseg's IoUMetric"):
+        prepare_test_output(cfg, 'label_maps')
+
+
+@pytest.mark.parametrize('evaluator', [
+    dict(type='Accuracy', topk=(1, )),
+    [dict(type='Accuracy', topk=(1, )), dict(type='SingleLabelMetric')],
+], ids=['dict', 'list'])
+def test_dump_out_appends_to_the_built_evaluator(evaluator):
+    """Classification/detection --out: the dump metric joins the Evaluator
+    the Runner builds from test_evaluator, a dict or a list alike."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    cfg = Config(dict(default_scope='mmpretrain', test_evaluator=evaluator))
+    dump = prepare_test_output(cfg, 'preds.pkl')
+    assert type(dump).__name__ == 'DumpResults'
+    assert cfg.test_evaluator == evaluator  # the config is not changed
+    init_default_scope('mmpretrain')
+    # Runner.build_evaluator uses no Runner state.
+    built = Runner.build_evaluator(None, cfg.test_evaluator)
+    built.metrics.append(dump)
+    names = [type(m).__name__ for m in built.metrics]
+    assert names[-1] == 'DumpResults'
+    assert len(names) == len(evaluator_metrics(evaluator)) + 1
+
+
+def test_evaluator_metrics_rejects_other_types():
+    with pytest.raises(TypeError, match='got str'):
+        evaluator_metrics('IoUMetric')
