@@ -1,43 +1,25 @@
 # Copyright (c) mmpvg contributors. All rights reserved.
-"""Decorators that register a class in every OpenMMLab scope we serve.
+"""Registration that every OpenMMLab scope finds, without importing them.
 
-``custom_imports=dict(imports=['mmpvg'])`` in an mmpretrain, mmdet or mmseg
-config then finds e.g. ``type='MPVGViT'`` under that config's
-``default_scope``.
+mmpretrain's, mmdet's and mmseg's registries are children of mmengine's
+root registries, and a child registry that does not know a type asks its
+parents. A class registered in the root ``MODELS`` is therefore found by
+``type='MPVGViT'`` in configs whose ``default_scope`` is mmpretrain, mmdet
+or mmseg alike, while ``import mmpvg`` imports none of those packages.
 """
-import importlib
+from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
-SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
-
-
-def _registry(scope: str, name: str):
-    return getattr(importlib.import_module(f'{scope}.registry'), name)
+__all__ = ['MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'register_model',
+           'register_optim_wrapper_constructor']
 
 
-def _register_in(registry_name: str, scopes):
-    unknown = set(scopes) - set(SCOPES)
-    if unknown:
-        raise ValueError(f'Unknown scopes {sorted(unknown)}; '
-                         f'choose from {list(SCOPES)}.')
-
-    def _register(cls):
-        for scope in scopes:
-            _registry(scope, registry_name).register_module(module=cls)
-        return cls
-
-    return _register
+def register_model():
+    """Class decorator: register a model for every scope (mmengine's root
+    ``MODELS``)."""
+    return MODELS.register_module()
 
 
-def register_model(scopes=SCOPES):
-    """Class decorator: register a model in the MODELS of ``scopes``.
-
-    Args:
-        scopes (Sequence[str]): Among 'mmpretrain', 'mmdet', 'mmseg'.
-            Defaults to all three.
-    """
-    return _register_in('MODELS', scopes)
-
-
-def register_optim_wrapper_constructor(scopes=SCOPES):
-    """Class decorator: register in OPTIM_WRAPPER_CONSTRUCTORS of ``scopes``."""
-    return _register_in('OPTIM_WRAPPER_CONSTRUCTORS', scopes)
+def register_optim_wrapper_constructor():
+    """Class decorator: register an optimizer wrapper constructor for every
+    scope (mmengine's root ``OPTIM_WRAPPER_CONSTRUCTORS``)."""
+    return OPTIM_WRAPPER_CONSTRUCTORS.register_module()

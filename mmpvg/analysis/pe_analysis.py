@@ -26,11 +26,12 @@ modes have the same rows; ``include_cls_token=True`` keeps it as row 0. The
 token averages and the norm maps always use the patch tokens only (what GAP
 pools and what forms the h x w grid).
 
-The images go through the backbone's own modules once, in the order of
-``MPVGViT.forward`` (patch embedding, class token, ``pe(hw)``, input PE,
-blocks with ``pe.layers[l]``, Last LN, Last-LN PE); ``LN_l(x_l)`` is read
-with a forward hook on ``blocks[l].norm1`` while the block runs, so the
-blocks themselves are not re-implemented.
+The images go through the backbone's own ``forward_stem``,
+``forward_blocks`` and ``forward_tail`` once; ``LN_l(x_l)`` and
+``LN_last(x_L)`` are read with forward hooks on ``blocks[l].norm1`` and
+``norm`` while they run, so nothing of the forward pass is re-implemented.
+An :class:`MPVGViTAdapter` is refused: its ViT alone, without the
+injectors, is not the network that was trained.
 
 Models without a layer-wise PE (``cls``, ``gap`` and any model built with
 ``layerwise_pe=False``) report ``layerwise_pe: false`` and ``null``
@@ -55,9 +56,13 @@ PAPER_LAYERS = (1, 4, 7, 11)
 
 def _check_backbone(backbone) -> MPVGViT:
     if not isinstance(backbone, MPVGViT):
-        hint = (' (pass model.backbone)'
-                if isinstance(getattr(backbone, 'backbone', None), MPVGViT)
-                else '')
+        hint = ''
+        if isinstance(getattr(backbone, 'backbone', None), MPVGViT):
+            hint = ' (pass model.backbone)'
+        elif isinstance(getattr(backbone, 'vit', None), MPVGViT):
+            hint = (': a ViT-Adapter runs its ViT between injectors, so its '
+                    "ViT alone is not the trained network; analyse the "
+                    'classifier checkpoint it was initialised from instead')
         raise TypeError('The PE analysis needs an MPVGViT backbone, got '
                         f'{type(backbone).__name__}{hint}.')
     return backbone
@@ -74,7 +79,7 @@ def _no_layerwise_pe_message(backbone: MPVGViT) -> str:
     where = []
     if backbone.pe.pe_at_input:
         where.append('once at the input (x_0 = p + pos_0)')
-    if backbone.pe.last_norm is not None:
+    if backbone.pe.has_last_term:
         where.append('after the Last LN')
     where = ' and '.join(where) or 'nowhere'
     return (f'pe_mode={backbone.pe_mode!r} (layerwise_pe=False) has no '
@@ -318,59 +323,58 @@ class _Accumulator:
         return torch.cat(self.lists[name]) if name in self.lists else None
 
 
-def _record_norm1(block, store: list):
-    return block.norm1.register_forward_hook(
+def _record_output(module, store: list):
+    return module.register_forward_hook(
         lambda module, args, output: store.append(output))
 
 
 @torch.no_grad()
 def _walk(backbone: MPVGViT, images: torch.Tensor, acc: _Accumulator,
           include_cls_token: bool):
-    """One pass through the backbone's modules, as ``MPVGViT.forward``."""
+    """One pass through the backbone's own stem, blocks and tail; hooks read
+    LN_l(x_l) (each block's ``norm1``) and LN_last(x_L) (``norm``)."""
     bb = backbone
     extra = bb.num_extra_tokens
-    x, hw = bb.patch_embed(images)
-    if bb.cls_token is not None:
-        x = torch.cat([bb.cls_token.expand(x.shape[0], -1, -1), x], 1)
-    pe = bb.pe(hw)
-    if pe.input is not None:
-        x = x + pe.input
-    x = bb.pos_drop(x)
-
-    for i, block in enumerate(bb.blocks):
-        captured: list = []
-        handle = _record_norm1(block, captured)
-        try:
-            x = block(x, pe.layers[i], hw)
-        finally:
+    captured = [[] for _ in bb.blocks]
+    last_ln: list = []
+    handles = [_record_output(block.norm1, store)
+               for block, store in zip(bb.blocks, captured)]
+    if bb.final_norm:
+        handles.append(_record_output(bb.norm, last_ln))
+    try:
+        x, grid = bb.forward_stem(images)
+        x = bb.forward_blocks(x, grid)  # x_L
+        out = bb.forward_tail(x, grid)
+    finally:
+        for handle in handles:
             handle.remove()
-        if len(captured) != 1:
+    for i, store in enumerate(captured):
+        if len(store) != 1:
             raise RuntimeError(
-                f'blocks[{i}].norm1 ran {len(captured)} times in one block '
-                'call; the analysis expects it to be the attention-input LN '
+                f'blocks[{i}].norm1 ran {len(store)} times in one forward '
+                'pass; the analysis expects it to be the attention-input LN '
                 'that runs once.')
-        acc.add(f'token_{i}', _rows(captured[0], extra, include_cls_token))
+        acc.add(f'token_{i}', _rows(store[0], extra, include_cls_token))
 
     patches = x[:, extra:]  # x_L, patch tokens
     acc.add('norm_before', patches.norm(dim=-1))
     mean_before = patches.mean(1)
     acc.add('avg_before', mean_before)
     if bb.final_norm:
-        y = bb.norm(x)
-        y_patches = y[:, extra:]
+        y_patches = last_ln[0][:, extra:]
         acc.add('norm_after', y_patches.norm(dim=-1))
         mean_after = y_patches.mean(1)
         acc.add('avg_after', mean_after)
         acc.extend('cos_ln', torch.nn.functional.cosine_similarity(
             mean_before.double(), mean_after.double(), dim=-1))
-        if pe.last is not None:
-            z_patches = (y + pe.last)[:, extra:]
+        if grid.pe.last is not None:
+            z_patches = out[:, extra:]  # LN_last(x_L) + LN'_last(pos_k)
             acc.add('norm_after_pe', z_patches.norm(dim=-1))
             mean_after_pe = z_patches.mean(1)
             acc.add('avg_after_pe', mean_after_pe)
             acc.extend('cos_ln_pe', torch.nn.functional.cosine_similarity(
                 mean_before.double(), mean_after_pe.double(), dim=-1))
-    return hw, pe
+    return grid.hw, grid.pe
 
 
 @torch.no_grad()
@@ -476,7 +480,7 @@ def analyze_pe(backbone: MPVGViT,
         layerwise_pe=layerwise,
         pe_blocks=list(bb.pe.pe_blocks),
         pe_at_input=bool(bb.pe.pe_at_input),
-        last_ln_pe=bb.pe.last_ln_pe if bb.pe.last_norm is not None else None,
+        last_ln_pe=bb.pe.last_ln_pe if bb.pe.has_last_term else None,
         final_norm=bool(bb.final_norm),
         token_maps=token_maps,
         pe_maps=pe_maps,

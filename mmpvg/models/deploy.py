@@ -12,17 +12,9 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.utils import to_2tuple
 
+from mmpvg.utils.grid import token_grid
 from .backbones import MPVGViT
-
-
-def _grid(backbone: MPVGViT, img_size) -> Tuple[int, int]:
-    if img_size is None:
-        return backbone.patch_resolution
-    h, w = to_2tuple(img_size)
-    ph, pw = backbone.patch_size
-    return (-(-h // ph), -(-w // pw))
 
 
 @torch.no_grad()
@@ -30,7 +22,7 @@ def fold_last_ln_pe(classifier: nn.Module,
                     img_size: Optional[Sequence[int]] = None) -> Tuple[int, int]:
     """Fold MPVG's Last-LN PE term into the classifier's head bias, in place.
 
-    The backbone loses ``pe.last_norm`` (it becomes ``last_ln_pe=None``), so
+    The backbone's PE module drops LN'_last (``last_ln_pe=None``), so
     the folded state dict loads into the same config with
     ``model.backbone.last_ln_pe=False``.
 
@@ -50,7 +42,7 @@ def fold_last_ln_pe(classifier: nn.Module,
     if not isinstance(backbone, MPVGViT):
         raise TypeError('fold_last_ln_pe needs a classifier with an MPVGViT '
                         f'backbone, got {type(backbone).__name__}.')
-    if backbone.pe.last_norm is None:
+    if not backbone.pe.has_last_term:
         raise ValueError(
             f'Nothing to fold: this MPVGViT (pe_mode={backbone.pe_mode!r}) '
             'has no Last-LN PE term.')
@@ -64,15 +56,13 @@ def fold_last_ln_pe(classifier: nn.Module,
     if not isinstance(fc, nn.Linear) or fc.in_features != backbone.embed_dims:
         raise ValueError('fold_last_ln_pe needs a head with a linear `fc` '
                          f'taking {backbone.embed_dims} features.')
-    grid = _grid(backbone, img_size)
+    grid = (backbone.patch_resolution if img_size is None else
+            token_grid(img_size, backbone.patch_size))
     term = backbone.pe(grid).last.mean(dim=1)[0]  # (C,)
     shift = fc.weight @ term
     if fc.bias is None:
         fc.bias = nn.Parameter(shift)
     else:
         fc.bias.add_(shift)
-    backbone.pe.last_norm = None
-    backbone.pe.last_ln_pe = None
-    if backbone.pe._cache:
-        backbone.pe._cache.clear()
+    backbone.pe.remove_last_term()
     return grid

@@ -86,7 +86,7 @@ def test_backbone_without_layer_depth_is_a_clear_error():
 # The real ViT-Adapter-Ti UperNet configs (configs/upernet)
 # --------------------------------------------------------------------------
 ADAPTER_CFG = ('configs/upernet/'
-               'upernet_{}-adapter-ti_4xb2-160k_ade20k-512x512.py')
+               'upernet_vit-adapter-ti-{}_4xb2-160k_ade20k-512x512.py')
 
 
 def adapter_expected_depth(name, backbone):
@@ -98,7 +98,8 @@ def adapter_expected_depth(name, backbone):
     short = name[len('backbone.'):]
     if short.startswith(backbone.ADAPTER_PREFIXES):
         return 13
-    return expected_depth_of(short, 12)
+    assert short.startswith('vit.'), short  # the adapter's ViT
+    return expected_depth_of(short[len('vit.'):], 12)
 
 
 def expected_depth_of(short, num_layers):
@@ -162,8 +163,8 @@ def test_vit_adapter_ti_groups_from_the_real_config(pe_mode):
     assert len(adapter) > 200
     assert all(by_name[n]['lr'] == base_lr for n in adapter)
     assert by_name['backbone.level_embed']['weight_decay'] == 0.0
-    assert by_name['backbone.pe.pos_embed']['weight_decay'] == 0.0
-    assert by_name['backbone.pe.pos_embed']['lr'] == pytest.approx(
+    assert by_name['backbone.vit.pe.pos_embed']['weight_decay'] == 0.0
+    assert by_name['backbone.vit.pe.pos_embed']['lr'] == pytest.approx(
         base_lr * 0.95**13)
 
     # tensors per rate: stem (patch_embed weight/bias, pos_0); block 0

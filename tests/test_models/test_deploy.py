@@ -67,7 +67,8 @@ def test_inference_cache_computes_pes_once_per_grid(monkeypatch):
     pe = model.backbone.pe
     calls = []
     real = pe._compute
-    monkeypatch.setattr(pe, '_compute', lambda hw: calls.append(hw) or real(hw))
+    monkeypatch.setattr(pe, '_compute',
+                        lambda hw, *args: calls.append(hw) or real(hw, *args))
     img = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = model(img, mode='tensor')
@@ -75,6 +76,7 @@ def test_inference_cache_computes_pes_once_per_grid(monkeypatch):
         for _ in range(3):
             torch.testing.assert_close(model(img, mode='tensor'), ref)
         model(torch.randn(1, 3, 40, 40), mode='tensor')
+        model(img, mode='tensor')  # both grids stay cached
     assert calls == [(4, 4), (4, 4), (5, 5)]
     # Training (or grad mode) never uses the cache; train() empties it.
     model.train()

@@ -17,7 +17,7 @@ import mmpvg  # noqa: F401
 from conftest import ROOT
 
 DEMO_CFG = osp.join(
-    ROOT, 'configs/demo/mask-rcnn_mpvg-tiny_sfp_1xb8-8e_demo-shapes.py')
+    ROOT, 'configs/demo/mask-rcnn_vit-demo-mpvg_sfp_1xb8-8e_demo-shapes.py')
 ARCH = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)
 
 
@@ -76,8 +76,9 @@ def test_loss_and_backward(variant, demo_shapes_coco):
     loss.backward()
     named = dict(model.named_parameters())
     # gradients reach the PE, the blocks, the neck and all heads
-    for name in ('backbone.pe.pos_embed', 'backbone.blocks.0.attn.qkv.weight',
-                 'backbone.pe.last_norm.weight',
+    vit = 'backbone.vit.' if variant == 'adapter' else 'backbone.'
+    for name in (vit + 'pe.pos_embed', vit + 'blocks.0.attn.qkv.weight',
+                 vit + 'pe.last_norm.weight',
                  'rpn_head.rpn_conv.weight',
                  'roi_head.bbox_head.fc_cls.weight',
                  'roi_head.mask_head.conv_logits.weight'):

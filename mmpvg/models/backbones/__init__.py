@@ -1,4 +1,4 @@
-from .mpvg_vit import PE_MODES, MPVGViT
+from .mpvg_vit import MPVGViT, TokenGrid
 from .vit_adapter import MPVGViTAdapter
 
-__all__ = ['MPVGViT', 'MPVGViTAdapter', 'PE_MODES']
+__all__ = ['MPVGViT', 'MPVGViTAdapter', 'TokenGrid']

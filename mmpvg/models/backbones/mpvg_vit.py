@@ -3,7 +3,10 @@
 
 The five structures of the paper differ only in where the position
 embedding (PE) goes; :class:`LayerwisePositionEmbedding` computes those PEs
-and ``MPVGViT.forward`` shows the few places they enter:
+and three methods show the few places they enter: :meth:`MPVGViT.forward_stem`
+(x + pos_0), :meth:`MPVGViT.forward_blocks` (each block's PE) and
+:meth:`MPVGViT.forward_tail` (the Last-LN term). Everything that runs the ViT
+(``forward``, the ViT-Adapter, the PE analysis) goes through them.
 
 - ``cls``  (ViT/DeiT): x_0 = [cls; p] + pos_0, head on the class token.
 - ``gap``:  x_0 = p + pos_0, head on GAP(LN_last(x_L)).
@@ -11,59 +14,36 @@ and ``MPVGViT.forward`` shows the few places they enter:
 - ``pvg``:  x_0 = p + pos_0, block 0 plain, block l >= 1 uses pos_l, GAP.
 - ``mpvg``: PVG + LN'_last(pos_0) added to LN_last(x_L) before GAP.
 """
-import copy
-import math
-from typing import Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
-from ..layers import LayerwisePositionEmbedding, TransformerBlock
-
-# What each ``pe_mode`` means, as values of the ablation switches.
-PE_MODES = {
-    'cls': dict(with_cls_token=True, pe_at_input=True, layerwise_pe=False,
-                pe_first_block=False, hierarchical_pe=True, last_ln_pe=None),
-    'gap': dict(with_cls_token=False, pe_at_input=True, layerwise_pe=False,
-                pe_first_block=False, hierarchical_pe=True, last_ln_pe=None),
-    'lape': dict(with_cls_token=True, pe_at_input=False, layerwise_pe=True,
-                 pe_first_block=True, hierarchical_pe=True, last_ln_pe=None),
-    'pvg': dict(with_cls_token=False, pe_at_input=True, layerwise_pe=True,
-                pe_first_block=False, hierarchical_pe=True, last_ln_pe=None),
-    'mpvg': dict(with_cls_token=False, pe_at_input=True, layerwise_pe=True,
-                 pe_first_block=False, hierarchical_pe=True, last_ln_pe=0),
-}
+from mmpvg.utils.grid import token_grid
+from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
+                      PositionEmbeddings, TransformerBlock,
+                      resolve_pe_switches)
 
 
-class PatchEmbed(nn.Module):
-    """Conv patch embedding; pads bottom/right to a multiple of the patch.
+class TokenGrid(NamedTuple):
+    """What every part of one forward pass shares (see
+    :meth:`MPVGViT.forward_stem`).
 
-    Args:
-        in_channels (int): Image channels.
-        embed_dims (int): Token width.
-        patch_size (tuple[int, int]): Patch (and stride) size.
+    Attributes:
+        hw (tuple[int, int]): The token grid (h, w) of the batch.
+        pe (PositionEmbeddings): Every PE of that grid.
+        num_extra_tokens (int): Class-token rows before the h * w patch
+            tokens (0 or 1).
     """
-
-    def __init__(self, in_channels: int, embed_dims: int, patch_size):
-        super().__init__()
-        self.patch_size = to_2tuple(patch_size)
-        self.proj = nn.Conv2d(
-            in_channels, embed_dims, self.patch_size, stride=self.patch_size)
-
-    def forward(self, x: torch.Tensor):
-        ph, pw = self.patch_size
-        pad_h, pad_w = -x.shape[-2] % ph, -x.shape[-1] % pw
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.proj(x)
-        hw = (x.shape[-2], x.shape[-1])
-        return x.flatten(2).transpose(1, 2), hw
+    hw: Tuple[int, int]
+    pe: PositionEmbeddings
+    num_extra_tokens: int
 
 
 @register_model()
@@ -184,15 +164,17 @@ class MPVGViT(BaseModule):
         s = self.arch_settings
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
-        self.img_size = to_2tuple(img_size or s['img_size'])
-        self.patch_size = to_2tuple(patch_size or s['patch_size'])
-        self.patch_resolution = tuple(
-            math.ceil(i / p) for i, p in zip(self.img_size, self.patch_size))
+        self.img_size = to_2tuple(
+            s['img_size'] if img_size is None else img_size)
+        self.patch_size = to_2tuple(
+            s['patch_size'] if patch_size is None else patch_size)
+        self.patch_resolution = token_grid(self.img_size, self.patch_size)
 
         self.pe_mode = pe_mode
-        switches = self._resolve_pe_switches(
-            pe_mode, out_type, with_cls_token=with_cls_token,
-            pe_at_input=pe_at_input,
+        switches = resolve_pe_switches(
+            pe_mode, self.num_layers,
+            dense_output=out_type in ('featmap', 'raw'),
+            with_cls_token=with_cls_token, pe_at_input=pe_at_input,
             layerwise_pe=layerwise_pe, pe_first_block=pe_first_block,
             hierarchical_pe=hierarchical_pe, last_ln_pe=last_ln_pe)
         self.with_cls_token = switches['with_cls_token']
@@ -212,7 +194,7 @@ class MPVGViT(BaseModule):
                 f"pe_mode={pe_mode!r} has none; use 'avg_featmap', "
                 "'featmap' or 'raw'.")
 
-        self.out_indices = self._parse_out_indices(out_indices)
+        self.out_indices = self._parse_indices(out_indices, 'out_indices')
         self.window_size = window_size
         self.global_attn_indexes = self._parse_window_attention(
             window_size, global_attn_indexes)
@@ -260,6 +242,7 @@ class MPVGViT(BaseModule):
 
         self._init_parameters()
         self._freeze_stages()
+        self._register_load_state_dict_pre_hook(self._drop_cls_token_on_load)
 
     # ------------------------------------------------------------------ #
     # argument parsing
@@ -284,66 +267,15 @@ class MPVGViT(BaseModule):
                 f'{sorted(self.ARCH_DEFAULTS)}.')
         return {**self.ARCH_DEFAULTS, **arch}
 
-    def _resolve_pe_switches(self, pe_mode: str, out_type, **given) -> dict:
-        """Fill unset switches from ``pe_mode`` and reject impossible mixes."""
-        if pe_mode not in PE_MODES:
-            raise ValueError(f'pe_mode={pe_mode!r} is not supported; choose '
-                             f'from {list(PE_MODES)}.')
-        sw = copy.deepcopy(PE_MODES[pe_mode])
-        sw.update({k: v for k, v in given.items() if v is not None})
-
-        if sw['with_cls_token'] != PE_MODES[pe_mode]['with_cls_token']:
-            if PE_MODES[pe_mode]['with_cls_token']:
-                if out_type not in ('featmap', 'raw'):
-                    raise ValueError(
-                        f'pe_mode={pe_mode!r} is a class-token model; '
-                        'with_cls_token=False is only for dense outputs '
-                        "(out_type 'featmap' or 'raw'). For a GAP classifier "
-                        "use pe_mode 'gap', 'pvg' or 'mpvg' (a LaPE-style "
-                        "chain without class token: pe_mode='pvg', "
-                        'pe_first_block=True, pe_at_input=False).')
-            else:
-                raise ValueError(
-                    f'pe_mode={pe_mode!r} pools tokens by GAP and cannot have '
-                    'a class token (the paper: MPVG is incompatible with a '
-                    "class token); use pe_mode 'cls' or 'lape' for "
-                    'class-token models.')
-        if not sw['layerwise_pe']:
-            for name in ('pe_first_block', 'hierarchical_pe'):
-                if given[name] is not None:
-                    raise ValueError(
-                        f'{name} only applies to the layer-wise PE path, '
-                        f'which pe_mode={pe_mode!r} with '
-                        f'layerwise_pe={sw["layerwise_pe"]} does not have.')
-
-        last = sw['last_ln_pe']
-        if isinstance(last, bool):
-            last = 0 if last else None
-        if last is not None:
-            if sw['with_cls_token']:
-                raise ValueError(
-                    f'last_ln_pe needs GAP, but pe_mode={pe_mode!r} uses a '
-                    'class token (the paper: MPVG is incompatible with a '
-                    "class token); use pe_mode 'gap', 'pvg' or 'mpvg'.")
-            num_steps = 0
-            if sw['layerwise_pe']:
-                num_steps = self.num_layers - (0 if sw['pe_first_block'] else 1)
-            if not isinstance(last, int) or not 0 <= last <= num_steps:
-                raise ValueError(
-                    f'last_ln_pe={last!r} must be an int k in [0, {num_steps}]'
-                    ' (pos_0 is the raw PE, pos_k the k-th PE of the chain) '
-                    'or False.')
-        sw['last_ln_pe'] = last
-        return sw
-
-    def _parse_out_indices(self, out_indices):
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
+    def _parse_indices(self, indices, name: str) -> List[int]:
+        """Block indices (an int or a sequence; negative from the end)."""
+        if isinstance(indices, int):
+            indices = [indices]
         parsed = []
-        for index in out_indices:
+        for index in indices:
             if not -self.num_layers <= index < self.num_layers:
                 raise ValueError(
-                    f'out_indices entry {index} is out of range for '
+                    f'{name} entry {index} is out of range for '
                     f'{self.num_layers} blocks.')
             parsed.append(index % self.num_layers)
         return parsed
@@ -355,13 +287,8 @@ class MPVGViT(BaseModule):
                 f'got {window_size!r}.')
         if window_size == 0:
             return []  # global attention everywhere; the indexes are unused
-        parsed = []
-        for index in global_attn_indexes:
-            if not -self.num_layers <= index < self.num_layers:
-                raise ValueError(
-                    f'global_attn_indexes entry {index} is out of range for '
-                    f'{self.num_layers} blocks.')
-            parsed.append(index % self.num_layers)
+        parsed = self._parse_indices(global_attn_indexes,
+                                     'global_attn_indexes')
         if self.with_cls_token:
             raise ValueError(
                 f'window_size={window_size} needs a model without class '
@@ -389,17 +316,27 @@ class MPVGViT(BaseModule):
         if self.cls_token is not None:
             trunc_normal_(self.cls_token, std=0.02)
 
+    def _drop_cls_token_on_load(self, state_dict, prefix, *args, **kwargs):
+        """A class-token checkpoint's ``cls_token`` has no place in a model
+        without one (dense use of 'cls' / 'lape'); its PE row is dropped by
+        the PE module."""
+        name = prefix + 'cls_token'
+        if self.cls_token is None and name in state_dict:
+            state_dict.pop(name)
+            print_log(f'{name}: dropped from the checkpoint, this model runs '
+                      'without class token.', logger='current')
+
     def _frozen_modules(self):
         if self.frozen_stages < 0:
             return []
         frozen = [self.patch_embed, self.pos_drop]
         for i in range(self.frozen_stages):
             frozen.append(self.blocks[i])
-            if str(i) in self.pe.norms:
-                frozen.append(self.pe.norms[str(i)])
+            if self.pe.norm_of(i) is not None:
+                frozen.append(self.pe.norm_of(i))
         if self.frozen_stages == self.num_layers:
             frozen.append(self.norm)
-            if self.pe.last_norm is not None:
+            if self.pe.has_last_term:
                 frozen.append(self.pe.last_norm)
         return frozen
 
@@ -436,18 +373,89 @@ class MPVGViT(BaseModule):
         if not param_name.startswith(prefix):
             return num_depths - 1, num_depths
         name = param_name[len(prefix):]
-        if name in ('cls_token', 'pe.pos_embed') or name.startswith(
-                'patch_embed'):
+        if name == 'cls_token' or name.startswith('patch_embed'):
             return 0, num_depths
         if name.startswith('blocks.'):
             return int(name.split('.')[1]) + 1, num_depths
-        if name.startswith('pe.norms.'):
-            return int(name.split('.')[2]) + 1, num_depths
+        if name.startswith('pe.'):
+            block = self.pe.block_of(name[len('pe.'):])
+            if block == 'input':
+                return 0, num_depths
+            if isinstance(block, int):
+                return block + 1, num_depths
         return num_depths - 1, num_depths
 
     # ------------------------------------------------------------------ #
-    # forward
+    # forward: the stem, the blocks and the tail exist once; forward, the
+    # ViT-Adapter and the PE analysis all go through them.
     # ------------------------------------------------------------------ #
+    def forward_stem(self, img: torch.Tensor
+                     ) -> Tuple[torch.Tensor, TokenGrid]:
+        """Patch tokens (with the class token), pos_0 at the input, and every
+        PE of the batch's token grid (computed once per batch).
+
+        Args:
+            img (Tensor): Images (B, C, H, W); any H, W (padded to a
+                multiple of the patch size, PE interpolated).
+
+        Returns:
+            tuple[Tensor, TokenGrid]: Tokens x_0 (B, extra + h * w, C) and
+            what the blocks and the tail need.
+        """
+        x, hw = self.patch_embed(img)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        pe = self.pe(hw)
+        if pe.input is not None:
+            x = x + pe.input
+        return self.pos_drop(x), TokenGrid(hw, pe, self.num_extra_tokens)
+
+    def forward_blocks(self,
+                       x: torch.Tensor,
+                       grid: TokenGrid,
+                       start: int = 0,
+                       stop: Optional[int] = None) -> torch.Tensor:
+        """Run blocks ``start .. stop - 1``, each with its layer-wise PE."""
+        for i in range(start, self.num_layers if stop is None else stop):
+            x = self.blocks[i](x, grid.pe.layers[i], grid.hw)
+        return x
+
+    def forward_tail(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+        """The Last LN and, for MPVG, the Last-LN PE term:
+        y = LN_last(x_L) [+ LN'_last(pos_k)], per token."""
+        x = self.norm(x)
+        if grid.pe.last is not None:
+            x = x + grid.pe.last
+        return x
+
+    def forward_features(self, img: torch.Tensor,
+                         indices: Optional[Sequence[int]] = None
+                         ) -> Tuple[List[torch.Tensor], TokenGrid]:
+        """Token sequences after the blocks in ``indices``.
+
+        The last block's tokens are given after :meth:`forward_tail`, the
+        others as the blocks leave them.
+
+        Args:
+            img (Tensor): Images (B, C, H, W).
+            indices (Sequence[int], optional): Block indices (negative count
+                from the end). Defaults to ``out_indices``.
+
+        Returns:
+            tuple[list[Tensor], TokenGrid]: Tokens (B, extra + h * w, C) per
+            index, in increasing block order, and the grid.
+        """
+        indices = (self.out_indices if indices is None else
+                   self._parse_indices(indices, 'indices'))
+        x, grid = self.forward_stem(img)
+        outs, done = [], 0
+        for i in sorted(set(indices)):
+            x = self.forward_blocks(x, grid, done, i + 1)
+            done = i + 1
+            outs.append(self.forward_tail(x, grid)
+                        if i == self.num_layers - 1 else x)
+        return outs, grid
+
     def forward(self, x: torch.Tensor):
         """Args:
             x (Tensor): Images of shape (B, C, H, W); any H, W (padded to
@@ -456,31 +464,16 @@ class MPVGViT(BaseModule):
         Returns:
             tuple[Tensor]: One output per entry of ``out_indices``.
         """
-        x, hw = self.patch_embed(x)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
-        pe = self.pe(hw)  # every PE of this grid, computed once per batch
-        if pe.input is not None:
-            x = x + pe.input
-        x = self.pos_drop(x)
+        feats, grid = self.forward_features(x)
+        return tuple(self._format_output(f, grid) for f in feats)
 
-        outs = []
-        for i, block in enumerate(self.blocks):
-            x = block(x, pe.layers[i], hw)
-            if i == self.num_layers - 1 and self.final_norm:
-                x = self.norm(x)
-                if pe.last is not None:
-                    x = x + pe.last  # MPVG: y = LN_last(x_L) + LN'_last(pos_k)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, hw))
-        return tuple(outs)
-
-    def _format_output(self, x: torch.Tensor, hw):
+    def _format_output(self, x: torch.Tensor, grid: TokenGrid):
         if self.out_type == 'raw':
             return x
         if self.out_type == 'cls_token':
             return x[:, 0]
-        patch_tokens = x[:, self.num_extra_tokens:]
+        patch_tokens = x[:, grid.num_extra_tokens:]
         if self.out_type == 'avg_featmap':
             return patch_tokens.mean(dim=1)
-        return patch_tokens.reshape(x.shape[0], *hw, -1).permute(0, 3, 1, 2)
+        return patch_tokens.reshape(x.shape[0], *grid.hw,
+                                    -1).permute(0, 3, 1, 2)

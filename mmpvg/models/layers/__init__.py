@@ -1,7 +1,14 @@
-from .position_embedding import LayerwisePositionEmbedding, PositionEmbeddings
+from .patch_embed import PatchEmbed
+from .pe_modes import PE_MODES, SWITCHES, resolve_pe_switches
+from .position_embedding import (LayerwisePositionEmbedding,
+                                 PositionEmbeddings, resize_pos_embed,
+                                 sinusoid_table)
 from .transformer import Attention, Mlp, TransformerBlock
+from .window import window_partition, window_unpartition
 
 __all__ = [
-    'LayerwisePositionEmbedding', 'PositionEmbeddings', 'Attention', 'Mlp',
-    'TransformerBlock'
+    'Attention', 'LayerwisePositionEmbedding', 'Mlp', 'PE_MODES',
+    'PatchEmbed', 'PositionEmbeddings', 'SWITCHES', 'TransformerBlock',
+    'resize_pos_embed', 'resolve_pe_switches', 'sinusoid_table',
+    'window_partition', 'window_unpartition'
 ]

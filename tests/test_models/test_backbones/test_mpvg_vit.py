@@ -1,4 +1,4 @@
-"""MPVGViT against the spec's equations (../shared/design/mpvg.md).
+"""MPVGViT against the equations of README.md, "What MPVG is".
 
 Every structure is recomputed here from the equations with plain tensor
 operations and the model's own weights (attention as an explicit softmax,
@@ -469,3 +469,66 @@ def test_class_token_modes_can_drop_it_for_dense_outputs():
     with pytest.raises(ValueError, match='only for dense outputs'):
         MPVGViT(arch=SMALL, pe_mode='cls', with_cls_token=False,
                 out_type='avg_featmap')
+
+
+# ---------------------------------------------------------------------- #
+# the feature API: stem, blocks and tail exist once
+# ---------------------------------------------------------------------- #
+@pytest.mark.parametrize('mode', ['cls', 'lape', 'mpvg'])
+def test_stem_blocks_tail_compose_to_forward(mode):
+    m = build(mode, out_type='raw', out_indices=(1, 3))
+    img = torch.randn(2, 3, 40, 24)  # 5x3 tokens
+    with torch.no_grad():
+        x, grid = m.forward_stem(img)
+        assert grid.hw == (5, 3) and grid.num_extra_tokens == int(
+            mode != 'mpvg')
+        x1 = m.forward_blocks(x, grid, 0, 2)
+        x3 = m.forward_tail(m.forward_blocks(x1, grid, 2), grid)
+        feats, _ = m.forward_features(img, indices=(-1, 1))
+        outs = m(img)
+    torch.testing.assert_close(outs[0], x1)
+    torch.testing.assert_close(outs[1], x3)
+    torch.testing.assert_close(feats[0], x1)
+    torch.testing.assert_close(feats[1], x3)
+    # the tail is the Last LN plus, for MPVG, LN'_last(pos_0) per token
+    expected = ln(m.norm, m.forward_blocks(x, grid))
+    if mode == 'mpvg':
+        expected = expected + ln(m.pe.last_norm, m.pe.resize((5, 3)))
+    torch.testing.assert_close(x3, expected)
+
+
+def test_adapter_is_not_a_plain_backbone():
+    """The ViT-Adapter has a ViT; it is not accepted where an MPVGViT is."""
+    from mmpvg.analysis import analyze_pe
+    from mmpvg.models import MPVGViTAdapter, fold_last_ln_pe
+    adapter = MPVGViTAdapter(arch=SMALL, img_size=32, patch_size=8,
+                             window_size=0, conv_inplane=8,
+                             deform_num_heads=2,
+                             interaction_indexes=[[0, 1], [2, 3]],
+                             vit_feature_source='final')
+    assert not isinstance(adapter, MPVGViT)
+    assert isinstance(adapter.vit, MPVGViT)
+    with pytest.raises(TypeError, match='ViT-Adapter runs its ViT between'):
+        analyze_pe(adapter, torch.randn(1, 3, 32, 32))
+
+    class Classifier(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = adapter
+            self.head = torch.nn.Module()
+            self.head.fc = torch.nn.Linear(32, 3)
+
+    with pytest.raises(TypeError, match='MPVGViT backbone'):
+        fold_last_ln_pe(Classifier())
+    # it accepts no argument it would ignore
+    for name in ('out_type', 'out_indices', 'with_cls_token'):
+        with pytest.raises(TypeError, match=name):
+            MPVGViTAdapter(arch=SMALL, **{name: None})
+
+
+def test_zero_sizes_are_errors_not_defaults():
+    with pytest.raises(ValueError, match='must be positive'):
+        MPVGViT(arch=SMALL, img_size=0, patch_size=8)
+    with pytest.raises(ValueError, match='must be positive'):
+        MPVGViT(arch=SMALL, img_size=32, patch_size=0)

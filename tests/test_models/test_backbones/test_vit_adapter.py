@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mmpvg.models import MPVGViT, MPVGViTAdapter
-from mmpvg.models.backbones.vit_adapter import reference_points
+from mmpvg.models.layers.deform_geometry import reference_points
 
 TINY = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 # Two interactions keep the tests small; ViT-Adapter's per-interaction wiring
@@ -37,11 +37,10 @@ def build(pe_mode='mpvg', seed=0, randomise_vit=True, **kwargs):
 
 def vit_of(adapter, **kwargs):
     """The plain MPVGViT with the adapter's ViT weights."""
-    vit = MPVGViT(arch=TINY, pe_mode=adapter.pe_mode, with_cls_token=False,
-                  out_type='featmap', img_size=32, **kwargs).eval()
-    state = {k: v for k, v in adapter.state_dict().items()
-             if not k.startswith(adapter.ADAPTER_PREFIXES)}
-    vit.load_state_dict(state)  # strict: the ViT keys are exactly these
+    vit = MPVGViT(arch=TINY, pe_mode=adapter.vit.pe_mode,
+                  with_cls_token=False, out_type='featmap', img_size=32,
+                  **kwargs).eval()
+    vit.load_state_dict(adapter.vit.state_dict())  # strict
     return vit
 
 
@@ -100,14 +99,14 @@ def test_every_mode_uses_its_pe(mode):
     img = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         ref = m(img)
-        m.pe.pos_embed.add_(torch.randn_like(m.pe.pos_embed))
+        m.vit.pe.pos_embed.add_(torch.randn_like(m.vit.pe.pos_embed))
         new = m(img)
     for a, b in zip(ref, new):
         assert not torch.allclose(a, b, atol=1e-3)
-    pe = m.pe((4, 6))
+    pe = m.vit.pe((4, 6))
     assert (pe.input is None) == (mode == 'lape')
     assert (pe.last is not None) == (mode == 'mpvg')
-    assert m.cls_token is None
+    assert m.vit.cls_token is None
 
 
 @pytest.mark.parametrize('mode', ['lape', 'mpvg'])
@@ -120,8 +119,8 @@ def test_tokens_entering_the_first_injector(mode):
     img = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         m(img)
-        patches = m.patch_embed.proj(img).flatten(2).transpose(1, 2)
-        pos_0 = m.pe.resize((4, 6))
+        patches = m.vit.patch_embed.proj(img).flatten(2).transpose(1, 2)
+        pos_0 = m.vit.pe.resize((4, 6))
     expected = patches if mode == 'lape' else patches + pos_0
     torch.testing.assert_close(seen[0], expected)
 
@@ -136,7 +135,7 @@ def test_injector_and_extractor_paths():
         for level in (1, 2, 3):
             assert not torch.allclose(maps[level], spm[level], atol=1e-3)
         # ... and c depends on the ViT through them
-        m.blocks[1].mlp.fc2.bias.add_(torch.randn(32))  # LN drops constants
+        m.vit.blocks[1].mlp.fc2.bias.add_(torch.randn(32))  # LN drops constants
         vit_maps2, maps2 = m.forward_features(img)
         assert not torch.allclose(maps[2], maps2[2], atol=1e-3)
         # with gamma = 0 the adapter does not change the ViT
@@ -222,22 +221,23 @@ def test_structure_and_extra_extractors():
     no_extra = MPVGViTAdapter(arch=TINY, img_size=32, window_size=0,
                               use_extra_extractor=False, **ADAPTER)
     assert len(no_extra.interactions[1].extra_extractors) == 0
-    # every parameter is either the ViT's (MPVGViT's names) or the adapter's
+    # every parameter is either the ViT's (MPVGViT's, under vit.) or the
+    # adapter's
     vit = MPVGViT(arch=TINY, pe_mode='mpvg', out_type='featmap', img_size=32)
     names = set(m.state_dict())
-    assert names - adapter_keys(m) == set(vit.state_dict())
+    assert names - adapter_keys(m) == {'vit.' + k for k in vit.state_dict()}
 
 
 def test_deit_tiny_defaults():
     m = MPVGViTAdapter()
     assert m.embed_dims == 192 and m.num_layers == 12
     assert m.interaction_indexes == [(0, 2), (3, 5), (6, 8), (9, 11)]
-    assert [b.window_size for b in m.blocks] == [14, 14, 0] * 4
+    assert [b.window_size for b in m.vit.blocks] == [14, 14, 0] * 4
     assert m.spm.stem[0].conv.out_channels == 64
     assert m.spm.conv4.conv.out_channels == 256
     inj = m.interactions[0].injector.attn
     assert (inj.num_heads, inj.num_points) == (6, 4)
-    assert m.blocks[-1].drop_path.drop_prob == pytest.approx(0.1)
+    assert m.vit.blocks[-1].drop_path.drop_prob == pytest.approx(0.1)
     assert m.interactions[0].extractor.drop_path.drop_prob == pytest.approx(
         0.1)
 
@@ -255,10 +255,11 @@ def test_backward_reaches_pe_blocks_and_adapter():
     def nonzero(name):
         return grads[name].abs().sum() > 0
 
-    for name in ['pe.pos_embed', 'pe.norms.1.weight', 'pe.norms.3.bias',
-                 'pe.last_norm.weight', 'patch_embed.proj.weight',
-                 'blocks.0.attn.qkv.weight', 'blocks.3.mlp.fc2.weight',
-                 'norm.weight', 'spm.stem.0.conv.weight', 'spm.projs.3.weight',
+    for name in ['vit.pe.pos_embed', 'vit.pe.norms.1.weight',
+                 'vit.pe.norms.3.bias', 'vit.pe.last_norm.weight',
+                 'vit.patch_embed.proj.weight',
+                 'vit.blocks.0.attn.qkv.weight', 'vit.blocks.3.mlp.fc2.weight',
+                 'vit.norm.weight', 'spm.stem.0.conv.weight', 'spm.projs.3.weight',
                  'level_embed', 'interactions.0.injector.gamma',
                  'interactions.0.extractor.attn.value_proj.weight',
                  'interactions.0.extractor.attn.sampling_offsets.weight',
@@ -275,10 +276,12 @@ def test_get_layer_depth():
     L = TINY['num_layers']
     depth = {n: m.get_layer_depth('backbone.' + n, 'backbone.')
              for n, _ in m.named_parameters()}
-    assert depth['pe.pos_embed'] == (0, L + 2)
-    assert depth['blocks.2.attn.qkv.weight'] == (3, L + 2)
-    assert depth['pe.norms.2.weight'] == (3, L + 2)
-    assert depth['norm.weight'] == (L + 1, L + 2)
+    assert depth['vit.pe.pos_embed'] == (0, L + 2)
+    assert depth['vit.patch_embed.proj.weight'] == (0, L + 2)
+    assert depth['vit.blocks.2.attn.qkv.weight'] == (3, L + 2)
+    assert depth['vit.pe.norms.2.weight'] == (3, L + 2)
+    assert depth['vit.norm.weight'] == (L + 1, L + 2)
+    assert depth['vit.pe.last_norm.weight'] == (L + 1, L + 2)
     adapter = [n for n in depth if n.startswith(m.ADAPTER_PREFIXES)]
     assert adapter and all(depth[n] == (L + 1, L + 2) for n in adapter)
 
@@ -286,12 +289,13 @@ def test_get_layer_depth():
 def test_frozen_stages_freeze_only_the_vit():
     m = build('mpvg', frozen_stages=2)
     frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
-    assert 'pe.pos_embed' in frozen and 'blocks.1.norm1.weight' in frozen
-    assert 'blocks.2.norm1.weight' not in frozen
+    assert 'vit.pe.pos_embed' in frozen
+    assert 'vit.blocks.1.norm1.weight' in frozen
+    assert 'vit.blocks.2.norm1.weight' not in frozen
     assert not frozen & {n for n, _ in m.named_parameters()
                          if n.startswith(m.ADAPTER_PREFIXES)}
     assert m.train() is m
-    assert not m.blocks[1].training and m.blocks[2].training
+    assert not m.vit.blocks[1].training and m.vit.blocks[2].training
     assert m.spm.training and m.out_norms[0].training
 
 
@@ -334,6 +338,7 @@ def test_pretrained_classifier_checkpoint_loads_into_the_adapter(
         tmp_path, mode):
     from mmengine.logging import MMLogger
     from mmengine.runner.checkpoint import _load_checkpoint_with_prefix
+    # mmpretrain's resize as the reference for ours
     from mmpretrain.models.utils import resize_pos_embed
 
     torch.manual_seed(1)
@@ -361,12 +366,12 @@ def test_pretrained_classifier_checkpoint_loads_into_the_adapter(
     # every ViT key loaded; pos_0 resized (class-token row dropped)
     src_state = src.state_dict()
     vit_keys = set(after) - adapter_keys(dst)
-    expected_vit = set(src_state) - {'cls_token'}
+    expected_vit = {'vit.' + k for k in src_state} - {'vit.cls_token'}
     assert vit_keys == expected_vit
-    for k in vit_keys - {'pe.pos_embed'}:
-        assert torch.equal(after[k], src_state[k]), k
+    for k in vit_keys - {'vit.pe.pos_embed'}:
+        assert torch.equal(after[k], src_state[k[len('vit.'):]]), k
     torch.testing.assert_close(
-        after['pe.pos_embed'],
+        after['vit.pe.pos_embed'],
         resize_pos_embed(src_state['pe.pos_embed'][:, src.num_extra_tokens:],
                          (3, 3), (4, 4), mode='bicubic', num_extra_tokens=0))
 
