@@ -38,24 +38,24 @@ metric() {  # metric NAME LOG
 }
 
 # 1. classification pretraining
-CLS_CFG=configs/demo/mpvg-tiny_1xb64_demo-digits.py
-CLS_WORK=work_dirs/demo/mpvg-tiny_1xb64_demo-digits
+CLS_CFG=configs/demo/vit-demo-mpvg_1xb64_demo-digits.py
+CLS_WORK=work_dirs/demo/vit-demo-mpvg_1xb64_demo-digits
 CKPT=$CLS_WORK/epoch_30.pth
 train "$CLS_CFG" "$CLS_WORK" "$CKPT" classification
 evaluate "$CLS_CFG" "$CKPT" "$CLS_WORK/test.log"
 top1=$(metric accuracy/top1 "$CLS_WORK/test.log")
 
 # 2. detection: Mask R-CNN fine-tuned from the demo-pretrained backbone
-DET_CFG=configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py
-DET_WORK=work_dirs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes
+DET_CFG=configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py
+DET_WORK=work_dirs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes
 # before: the pretrained backbone with untrained detection heads
 evaluate "$DET_CFG" "$CKPT" "$DET_WORK/test_before.log"
 train "$DET_CFG" "$DET_WORK" "$DET_WORK/epoch_8.pth" detection
 evaluate "$DET_CFG" "$DET_WORK/epoch_8.pth" "$DET_WORK/test.log"
 
 # 3. segmentation: UperNet fine-tuned from the demo-pretrained backbone
-SEG_CFG=configs/demo/upernet_mpvg-tiny-mln_1xb8-600_demo-shapes-64x64.py
-SEG_WORK=work_dirs/demo/upernet_mpvg-tiny-mln_1xb8-600_demo-shapes-64x64
+SEG_CFG=configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py
+SEG_WORK=work_dirs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64
 evaluate "$SEG_CFG" "$CKPT" "$SEG_WORK/test_before.log"
 train "$SEG_CFG" "$SEG_WORK" "$SEG_WORK/iter_600.pth" segmentation
 evaluate "$SEG_CFG" "$SEG_WORK/iter_600.pth" "$SEG_WORK/test.log"

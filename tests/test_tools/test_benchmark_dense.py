@@ -10,11 +10,11 @@ sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
 import benchmark_dense  # noqa: E402
 
 DET_CFG = osp.join(
-    ROOT, 'configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py')
+    ROOT, 'configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py')
 SFP_CFG = osp.join(ROOT,
-                   'configs/demo/mask-rcnn_mpvg-tiny_sfp_1xb8-8e_demo-shapes.py')
+                   'configs/demo/mask-rcnn_vit-demo-mpvg_sfp_1xb8-8e_demo-shapes.py')
 SEG_CFG = osp.join(
-    ROOT, 'configs/demo/upernet_mpvg-tiny-mln_1xb8-600_demo-shapes-64x64.py')
+    ROOT, 'configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py')
 
 
 def test_table_has_every_config_and_real_times(capsys):
@@ -51,6 +51,6 @@ def test_bad_arguments(capsys, tmp_path):
     with pytest.raises(SystemExit):
         benchmark_dense.parse_args([DET_CFG, '--repeats', '0'])
     assert '--repeats >= 1' in capsys.readouterr().err
-    cls_cfg = osp.join(ROOT, 'configs/demo/mpvg-tiny_1xb64_demo-digits.py')
+    cls_cfg = osp.join(ROOT, 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py')
     with pytest.raises(ValueError, match="default_scope must be one of"):
         benchmark_dense.build_model(cls_cfg)

@@ -15,7 +15,7 @@ import torch
 
 from conftest import run_tool, save_untrained
 
-DEMO_CFG = 'configs/demo/mask-rcnn_mpvg-tiny-adapter_fpn_1xb4-8e_demo-shapes.py'
+DEMO_CFG = 'configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py'
 # This test's schedule: the demo's recipe, fewer epochs (256 train images,
 # batch 4: 64 iterations per epoch)
 EPOCHS = 6

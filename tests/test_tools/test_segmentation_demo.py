@@ -1,6 +1,6 @@
 """tools/train.py + tools/test.py on the segmentation demo config.
 
-A short real run of configs/demo/upernet_mpvg-tiny-mln_*_demo-shapes-*.py
+A short real run of configs/demo/upernet_vit-demo-mpvg_mln_*_demo-shapes-*.py
 on freshly drawn shapes data (ADE20K layout): mmseg's Runner, data
 pipeline, slide inference and IoUMetric. The trained segmentor must reach an
 mIoU that an untrained one of the same config does not.
@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT, run_tool, save_untrained
 
-SEG_CFG = 'configs/demo/upernet_mpvg-tiny-mln_1xb8-600_demo-shapes-64x64.py'
+SEG_CFG = 'configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py'
 ITERS = 200
 
 
@@ -53,10 +53,11 @@ def test_config_follows_the_recipe():
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimWrapperConstructor'
     assert cfg.model.backbone.type == 'MPVGViT'
     assert cfg.model.backbone.init_cfg.checkpoint == (
-        'work_dirs/demo/mpvg-tiny_1xb64_demo-digits/epoch_30.pth')
+        'work_dirs/demo/vit-demo-mpvg_1xb64_demo-digits/epoch_30.pth')
     assert cfg.model.neck.type == 'MultiLevelNeck'
     assert cfg.model.test_cfg.mode == 'slide'
-    assert cfg.test_evaluator == dict(type='IoUMetric', iou_metrics=['mIoU'])
+    assert cfg.test_evaluator.type == 'IoUMetric'
+    assert cfg.test_evaluator.iou_metrics == ['mIoU']
     warmup, poly = cfg.param_scheduler
     assert poly.type == 'PolyLR' and poly.end == cfg.train_cfg.max_iters
 

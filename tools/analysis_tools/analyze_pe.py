@@ -23,8 +23,8 @@ the config's ``data_preprocessor`` (its mean/std and channel order).
 
 Example:
     python tools/analysis_tools/analyze_pe.py \
-        configs/demo/mpvg-tiny_1xb64_demo-digits.py \
-        work_dirs/demo/mpvg-tiny_1xb64_demo-digits/epoch_30.pth \
+        configs/demo/vit-demo-mpvg_1xb64_demo-digits.py \
+        work_dirs/demo/vit-demo-mpvg_1xb64_demo-digits/epoch_30.pth \
         --img-dir data/demo_digits/val --num-images 64 --layers 1 3 5
 """
 import argparse

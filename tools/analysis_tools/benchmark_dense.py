@@ -14,8 +14,8 @@ alike; the table reports medians. ``--part`` picks what is timed:
 
 Example (the closing-note comparison of issue 3, one 512x512 image):
     python tools/analysis_tools/benchmark_dense.py \
-        configs/mask_rcnn/mask-rcnn_mpvg-adapter-ti_fpn_8xb1-ms-crop-3x_coco.py \
-        configs/mask_rcnn/mask-rcnn_mpvg-vit-ti_sfp_8xb1-ms-crop-3x_coco.py \
+        configs/mask_rcnn/mask-rcnn_vit-adapter-ti-mpvg_fpn_8xb1-ms-crop-3x_coco.py \
+        configs/mask_rcnn/mask-rcnn_deit-tiny-mpvg_sfp_8xb1-ms-crop-3x_coco.py \
         --img-size 512 --part feat
 """
 import argparse

@@ -12,7 +12,7 @@ PY=${MMPVG_VENV:-$ROOT/.venv}/bin/python
 
 jsons=()
 for mode in cls gap lape pvg mpvg; do
-    name=${mode}-tiny_1xb64_demo-digits
+    name=vit-demo-${mode}_1xb64_demo-digits
     work=work_dirs/demo/$name
     if [[ ! -f $work/epoch_30.pth ]]; then
         "$PY" tools/train.py "configs/demo/$name.py" --work-dir "$work"

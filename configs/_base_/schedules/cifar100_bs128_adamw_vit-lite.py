@@ -1,6 +1,9 @@
 # The paper's CIFAR-100 ViT-Lite recipe: AdamW lr 6e-4, wd 0.06, batch 128,
 # 300 cosine epochs after 10 warm-up epochs, then 10 cool-down epochs at the
-# minimum lr ("300+10"). No weight decay on PE, class token, norms, biases.
+# minimum lr ("300+10"); with mmpretrain's default runtime. Weight decay:
+# configs/README.md.
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=6e-4, weight_decay=0.06, eps=1e-8,
                    betas=(0.9, 0.999)),
@@ -11,6 +14,7 @@ optim_wrapper = dict(
         custom_keys={
             '.pos_embed': dict(decay_mult=0.0),
             '.cls_token': dict(decay_mult=0.0),
+            '.level_embed': dict(decay_mult=0.0),
         }),
 )
 

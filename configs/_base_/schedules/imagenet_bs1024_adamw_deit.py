@@ -1,8 +1,10 @@
 # DeiT recipe as used by the MPVG paper: AdamW, lr 5e-4 x batch / 512,
-# wd 0.05, 300 epochs, 5 warm-up epochs, cosine to 1e-5.
-# No weight decay on the PE (pos_0), the class token, norms (the PE
-# LayerNorms included) and biases.
-_base_ = 'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py'
+# wd 0.05, 300 epochs, 5 warm-up epochs, cosine to 1e-5; with mmpretrain's
+# default runtime. Weight decay: configs/README.md.
+_base_ = [
+    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
 
 optim_wrapper = dict(
     optimizer=dict(lr=5e-4 * 1024 / 512),
@@ -13,6 +15,7 @@ optim_wrapper = dict(
         custom_keys={
             '.pos_embed': dict(decay_mult=0.0),
             '.cls_token': dict(decay_mult=0.0),
+            '.level_embed': dict(decay_mult=0.0),
         }),
 )
 

@@ -1,4 +1,0 @@
-# The CPU demo with pe_mode='lape' instead of 'mpvg' (same data, recipe).
-_base_ = './mpvg-tiny_1xb64_demo-digits.py'
-
-model = dict(backbone=dict(pe_mode='lape'))

@@ -1,0 +1,15 @@
+# CPU demo (tools/run_demo.sh): UperNet, the demo ViT (mpvg) tapped after
+# blocks 1/2/4/5 + MultiLevelNeck, fine-tuned from the demo classifier on the
+# shapes data (ADE20K layout), 600 iterations on 64x64 crops.
+_base_ = [
+    '../_base_/models/upernet_vit-demo_mln.py',
+    '../_base_/datasets/demo-shapes-ade_64x64.py',
+    '../_base_/schedules/demo-shapes-ade_adamw-lrd_600.py',
+]
+custom_imports = dict(
+    imports=['mmpvg', 'mmpvg.datasets.demo_shapes_ade'],
+    allow_failed_imports=False)
+
+pretrained = 'work_dirs/demo/vit-demo-mpvg_1xb64_demo-digits/epoch_30.pth'
+model = dict(
+    backbone=dict(pe_mode='mpvg', init_cfg=dict(checkpoint=pretrained)))

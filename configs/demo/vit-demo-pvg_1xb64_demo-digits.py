@@ -1,0 +1,9 @@
+# CPU demo classifier on the digits data. PVG: GAP, x + PE at the input, layer-
+# wise PE from block 1.
+_base_ = [
+    '../_base_/models/vit-demo.py',
+    '../_base_/datasets/demo-digits_bs64.py',
+    '../_base_/schedules/demo-digits_bs64_adamw_30e.py',
+]
+
+model = dict(backbone=dict(pe_mode='pvg'))

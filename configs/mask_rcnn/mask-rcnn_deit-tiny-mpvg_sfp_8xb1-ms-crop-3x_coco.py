@@ -1,0 +1,12 @@
+# Mask R-CNN, plain DeiT-Ti (mpvg) + simple feature pyramid, COCO 2017, 3x
+# schedule, multi-scale training with a 1024 crop: the ViT-Adapter configs'
+# recipe without the adapter.
+_base_ = [
+    '../_base_/models/mask-rcnn_deit-tiny_sfp.py',
+    '../_base_/datasets/coco_instance_bs1_ms-crop-1024.py',
+    '../_base_/schedules/coco_adamw_3x.py',
+]
+
+pretrained = 'work_dirs/deit-tiny-mpvg_8xb128_in1k/epoch_300.pth'
+model = dict(
+    backbone=dict(pe_mode='mpvg', init_cfg=dict(checkpoint=pretrained)))

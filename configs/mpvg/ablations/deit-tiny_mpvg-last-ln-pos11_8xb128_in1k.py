@@ -1,4 +1,0 @@
-# Paper ablation (DeiT-Ti, ImageNet-1K): pos_11 reaches the Last LN (paper: 73.30).
-_base_ = '../deit-tiny_mpvg_8xb128_in1k.py'
-
-model = dict(backbone=dict(last_ln_pe=11))
