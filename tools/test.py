@@ -6,11 +6,10 @@ Dispatches on the config's ``default_scope`` like ``tools/train.py``.
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
-from mmpvg.utils.launch import (apply_scope_defaults, build_runner,
-                                enable_visualization, ensure_local_rank,
+from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
+                                build_runner, enable_visualization,
+                                ensure_local_rank,
                                 load_config, prepare_test_output,
                                 set_work_dir, setup_cpu_distributed)
 
@@ -19,20 +18,12 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the test log')
     parser.add_argument(
         '--out', help='dump predictions: a .pkl file (classification, '
         'detection) or a directory of label maps (segmentation)')
     parser.add_argument(
         '--show-dir', help='save visualised predictions to this directory')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args()
+    return add_launch_args(parser).parse_args()
 
 
 def main():

@@ -7,19 +7,17 @@ own ``tools/train.py`` accept.
 """
 import argparse
 
-from mmengine.config import DictAction
-
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
-from mmpvg.utils.launch import (apply_scope_defaults, build_runner,
-                                enable_amp, enable_auto_scale_lr,
-                                ensure_local_rank, load_config, set_work_dir,
+from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
+                                build_runner, enable_amp,
+                                enable_auto_scale_lr, ensure_local_rank,
+                                load_config, set_work_dir,
                                 setup_cpu_distributed)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or with no value from the '
@@ -32,15 +30,7 @@ def parse_args():
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by actual batch size / auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs (e.g. '
-        'train_cfg.max_epochs=10)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args()
+    return add_launch_args(parser).parse_args()
 
 
 def main():

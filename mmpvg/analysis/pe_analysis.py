@@ -1,5 +1,6 @@
 # Copyright (c) mmpvg contributors. All rights reserved.
-"""The paper's position-embedding analysis, on any :class:`MPVGViT`.
+"""The paper's position-embedding analysis, on any mmpvg backbone family
+(:class:`~mmpvg.models.backbones.base.PEBackbone`).
 
 For every block ``l`` the analysis records, averaged over a batch of
 images:
@@ -44,7 +45,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from mmpvg.models import MPVGViT
+from mmpvg.models import PEBackbone
 
 __all__ = [
     'PAPER_LAYERS', 'PEAnalysis', 'analyze_pe', 'default_layers',
@@ -54,28 +55,29 @@ __all__ = [
 PAPER_LAYERS = (1, 4, 7, 11)
 
 
-def _check_backbone(backbone) -> MPVGViT:
-    if not isinstance(backbone, MPVGViT):
+def _check_backbone(backbone) -> PEBackbone:
+    if not isinstance(backbone, PEBackbone):
         hint = ''
-        if isinstance(getattr(backbone, 'backbone', None), MPVGViT):
+        if isinstance(getattr(backbone, 'backbone', None), PEBackbone):
             hint = ' (pass model.backbone)'
-        elif isinstance(getattr(backbone, 'vit', None), MPVGViT):
+        elif isinstance(getattr(backbone, 'vit', None), PEBackbone):
             hint = (': a ViT-Adapter runs its ViT between injectors, so its '
                     "ViT alone is not the trained network; analyse the "
                     'classifier checkpoint it was initialised from instead')
-        raise TypeError('The PE analysis needs an MPVGViT backbone, got '
+        raise TypeError('The PE analysis needs an mmpvg backbone (MPVGViT or '
+                        'another PEBackbone family), got '
                         f'{type(backbone).__name__}{hint}.')
     return backbone
 
 
-def has_layerwise_pe(backbone: MPVGViT) -> bool:
+def has_layerwise_pe(backbone: PEBackbone) -> bool:
     """True if some block of ``backbone`` receives a PE at its attention
     input."""
     _check_backbone(backbone)
     return bool(backbone.pe.layerwise and backbone.pe.pe_blocks)
 
 
-def _no_layerwise_pe_message(backbone: MPVGViT) -> str:
+def _no_layerwise_pe_message(backbone: PEBackbone) -> str:
     where = []
     if backbone.pe.pe_at_input:
         where.append('once at the input (x_0 = p + pos_0)')
@@ -120,14 +122,14 @@ def pearson_correlation(a, b) -> float:
 
 
 @torch.no_grad()
-def layer_pe_map(backbone: MPVGViT,
+def layer_pe_map(backbone: PEBackbone,
                  layer: int,
                  patch_resolution: Optional[Sequence[int]] = None,
                  include_cls_token: bool = False) -> torch.Tensor:
     """The PE that block ``layer`` adds to LN_l(x_l), as an (N, D) tensor.
 
     Args:
-        backbone (MPVGViT): The model.
+        backbone (PEBackbone): The model.
         layer (int): Block index (0-based; negative counts from the end).
         patch_resolution (tuple[int, int], optional): Token grid; defaults to
             the grid the PE is stored for.
@@ -329,18 +331,19 @@ def _record_output(module, store: list):
 
 
 @torch.no_grad()
-def _walk(backbone: MPVGViT, images: torch.Tensor, acc: _Accumulator,
+def _walk(backbone: PEBackbone, images: torch.Tensor, acc: _Accumulator,
           include_cls_token: bool):
     """One pass through the backbone's own stem, blocks and tail; hooks read
     LN_l(x_l) (each block's ``norm1``) and LN_last(x_L) (``norm``)."""
     bb = backbone
     extra = bb.num_extra_tokens
-    captured = [[] for _ in bb.blocks]
+    norms = bb.attention_norms()
+    captured = [[] for _ in norms]
     last_ln: list = []
-    handles = [_record_output(block.norm1, store)
-               for block, store in zip(bb.blocks, captured)]
+    handles = [_record_output(norm, store)
+               for norm, store in zip(norms, captured)]
     if bb.final_norm:
-        handles.append(_record_output(bb.norm, last_ln))
+        handles.append(_record_output(bb.last_ln, last_ln))
     try:
         x, grid = bb.forward_stem(images)
         x = bb.forward_blocks(x, grid)  # x_L
@@ -351,7 +354,7 @@ def _walk(backbone: MPVGViT, images: torch.Tensor, acc: _Accumulator,
     for i, store in enumerate(captured):
         if len(store) != 1:
             raise RuntimeError(
-                f'blocks[{i}].norm1 ran {len(store)} times in one forward '
+                f'LN_{i} (block {i}) ran {len(store)} times in one forward '
                 'pass; the analysis expects it to be the attention-input LN '
                 'that runs once.')
         acc.add(f'token_{i}', _rows(store[0], extra, include_cls_token))
@@ -374,18 +377,18 @@ def _walk(backbone: MPVGViT, images: torch.Tensor, acc: _Accumulator,
             acc.add('avg_after_pe', mean_after_pe)
             acc.extend('cos_ln_pe', torch.nn.functional.cosine_similarity(
                 mean_before.double(), mean_after_pe.double(), dim=-1))
-    return grid.hw, grid.pe
+    return grid.stage_hw[-1], grid.pe
 
 
 @torch.no_grad()
-def analyze_pe(backbone: MPVGViT,
+def analyze_pe(backbone: PEBackbone,
                images: torch.Tensor,
                batch_size: int = 32,
                include_cls_token: bool = False) -> PEAnalysis:
     """Run the paper's PE analysis of ``backbone`` on ``images``.
 
     Args:
-        backbone (MPVGViT): The model. It is run in eval mode (no dropout or
+        backbone (PEBackbone): The model. It is run in eval mode (no dropout or
             drop path); its train/eval state is restored afterwards.
         images (Tensor): Preprocessed images (B, C, H, W), all of one size,
             on any device (moved to the backbone's).
@@ -458,7 +461,7 @@ def analyze_pe(backbone: MPVGViT,
         m = acc.mean(name, count)
         return None if m is None else m.reshape(h, w)
 
-    bias = getattr(bb.norm, 'bias', None) if bb.final_norm else None
+    bias = getattr(bb.last_ln, 'bias', None) if bb.final_norm else None
     bias_var = (None if bias is None else
                 float(bias.detach().double().var(unbiased=False)))
     if not bb.final_norm:

@@ -16,13 +16,15 @@ around them:
 from .arch import (arch_preset, backbone_cfg, format_backbone_cfg,
                    infer_vit_arch, not_in_weights)
 from .backbone import convert_classifier_to_backbone
-from .cli import print_classifier_cfg, print_conversion, run_cli
+from .cli import (converter_parser, print_classifier_cfg, print_conversion,
+                  run_cli)
 from .io import (check_output_path, load_checkpoint, save_checkpoint,
                  unwrap_state_dict)
 from .vit_keys import (convert_lape_to_mpvg, convert_mpvg_to_timm,
                        convert_timm_to_mpvg)
 
 __all__ = [
+    'converter_parser',
     'unwrap_state_dict', 'convert_timm_to_mpvg', 'convert_mpvg_to_timm',
     'convert_lape_to_mpvg', 'convert_classifier_to_backbone',
     'infer_vit_arch', 'arch_preset', 'backbone_cfg', 'not_in_weights',

@@ -1,11 +1,26 @@
 # Copyright (c) mmpvg contributors. All rights reserved.
 """What every tools/model_converters command line prints, and its entry."""
+import argparse
 import pickle
 from typing import List, Mapping, Tuple
 
 from .arch import format_backbone_cfg
 
-__all__ = ['print_conversion', 'print_classifier_cfg', 'run_cli']
+__all__ = ['converter_parser', 'print_conversion', 'print_classifier_cfg',
+           'run_cli']
+
+
+def converter_parser(prog: str, description: str,
+                     src_help: str = 'source checkpoint file'
+                     ) -> argparse.ArgumentParser:
+    """The arguments every converter takes: ``src``, ``dst`` and
+    ``--force`` (replace ``dst`` if it exists)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument('src', help=src_help)
+    parser.add_argument('dst', help='output checkpoint file')
+    parser.add_argument('--force', action='store_true',
+                        help='replace dst if it exists')
+    return parser
 
 
 def print_conversion(src: str, direction: str, converted: Mapping,

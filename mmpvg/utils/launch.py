@@ -17,6 +17,22 @@ from mmengine.logging import print_log
 SUPPORTED_SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
+def add_launch_args(parser):
+    """The options train.py and test.py share: --work-dir, --cfg-options,
+    --launcher and --local-rank."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs (e.g. '
+        'train_cfg.max_epochs=10)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
 def load_config(path: str, cfg_options=None) -> Config:
     """Load a config, merge ``--cfg-options`` and check its scope.
 

@@ -96,7 +96,7 @@ def build_model(config: str, checkpoint: str, device: str):
     import mmpvg  # noqa: F401  (registers MPVGViT, allows mmengine ckpts)
     from mmpretrain.registry import MODELS
 
-    from mmpvg.models import MPVGViT
+    from mmpvg.models import PEBackbone
 
     cfg = Config.fromfile(config)
     scope = cfg.get('default_scope', 'mmpretrain')
@@ -110,9 +110,10 @@ def build_model(config: str, checkpoint: str, device: str):
         model_cfg['data_preprocessor'] = cfg.data_preprocessor
     model = MODELS.build(model_cfg)
     backbone = getattr(model, 'backbone', None)
-    if not isinstance(backbone, MPVGViT):
+    if not isinstance(backbone, PEBackbone):
         fail(f'{config}: the model\'s backbone is '
-             f'{type(backbone).__name__}, not MPVGViT.')
+             f'{type(backbone).__name__}, not an mmpvg backbone family '
+             '(MPVGViT, ...).')
     try:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     except (RuntimeError, ValueError, KeyError) as e:

@@ -11,13 +11,12 @@ Examples:
     python tools/model_converters/deit2mpvg.py --reverse \
         work_dirs/deit-tiny_cls_8xb128_in1k/epoch_300.pth deit_tiny_timm.pth
 """
-import argparse
 import os.path as osp
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.models import MPVGViT
-from mmpvg.converters import (arch_preset, check_output_path,
+from mmpvg.converters import (arch_preset, check_output_path, converter_parser,
                               convert_mpvg_to_timm, convert_timm_to_mpvg,
                               infer_vit_arch, load_checkpoint,
                               print_classifier_cfg, print_conversion, run_cli,
@@ -25,12 +24,9 @@ from mmpvg.converters import (arch_preset, check_output_path,
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog='deit2mpvg.py',
-        description='Convert timm/DeiT ViT weights to an MPVGViT '
+    parser = converter_parser(
+        'deit2mpvg.py', 'Convert timm/DeiT ViT weights to an MPVGViT '
         "pe_mode='cls' classifier, or back with --reverse.")
-    parser.add_argument('src', help='source checkpoint file')
-    parser.add_argument('dst', help='output checkpoint file')
     parser.add_argument(
         '--reverse', action='store_true',
         help="convert an MPVGViT pe_mode='cls' classifier to timm instead")
@@ -38,8 +34,6 @@ def parse_args(argv=None):
         '--prefix', default='backbone.',
         help='with --reverse: prefix of the backbone keys '
         "(default: 'backbone.')")
-    parser.add_argument('--force', action='store_true',
-                        help='replace dst if it exists')
     return parser, parser.parse_args(argv)
 
 

@@ -9,26 +9,21 @@ Example:
     python tools/model_converters/lape2mpvg.py lape_deit_tiny.pth \
         checkpoints/mpvg-vit_deit-tiny_lape_in1k.pth
 """
-import argparse
 import os.path as osp
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.converters import (check_output_path, convert_lape_to_mpvg,
+                              converter_parser,
                               infer_vit_arch, load_checkpoint,
                               print_classifier_cfg, print_conversion, run_cli,
                               save_checkpoint, unwrap_state_dict)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog='lape2mpvg.py',
-        description='Convert official LaPE weights to an MPVGViT '
+    parser = converter_parser(
+        'lape2mpvg.py', 'Convert official LaPE weights to an MPVGViT '
         "pe_mode='lape' classifier.")
-    parser.add_argument('src', help='source checkpoint file')
-    parser.add_argument('dst', help='output checkpoint file')
-    parser.add_argument('--force', action='store_true',
-                        help='replace dst if it exists')
     return parser, parser.parse_args(argv)
 
 

@@ -16,25 +16,22 @@ Examples:
     python tools/model_converters/mpvg2backbone.py cls.pth backbone.pth \
         --dst-prefix ''
 """
-import argparse
 import os.path as osp
 import sys
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.converters import (check_output_path,
-                              convert_classifier_to_backbone, load_checkpoint,
+                              convert_classifier_to_backbone,
+                              converter_parser, load_checkpoint,
                               print_conversion, run_cli, save_checkpoint,
                               unwrap_state_dict)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog='mpvg2backbone.py',
-        description='Extract the MPVGViT backbone of a classification '
-        'checkpoint for detection/segmentation, resizing its position '
-        'embedding.')
-    parser.add_argument('src', help='classification checkpoint file')
-    parser.add_argument('dst', help='output checkpoint file')
+    parser = converter_parser(
+        'mpvg2backbone.py', 'Extract the MPVGViT backbone of a '
+        'classification checkpoint for detection/segmentation, resizing its '
+        'position embedding.', src_help='classification checkpoint file')
     parser.add_argument(
         '--src-prefix', default='backbone.',
         help="prefix of the backbone keys in src (default: 'backbone.')")
@@ -58,8 +55,6 @@ def parse_args(argv=None):
         '--interpolate-mode', default='bicubic',
         choices=['nearest', 'bilinear', 'bicubic'],
         help='PE interpolation (default: bicubic, as MPVGViT)')
-    parser.add_argument('--force', action='store_true',
-                        help='replace dst if it exists')
     args = parser.parse_args(argv)
     for name in ('img_size', 'patch_resolution', 'patch_size'):
         value = getattr(args, name)

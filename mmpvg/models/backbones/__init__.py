@@ -1,4 +1,5 @@
+from .base import PEBackbone
 from .mpvg_vit import MPVGViT, TokenGrid
 from .vit_adapter import MPVGViTAdapter
 
-__all__ = ['MPVGViT', 'MPVGViTAdapter', 'TokenGrid']
+__all__ = ['MPVGViT', 'MPVGViTAdapter', 'PEBackbone', 'TokenGrid']

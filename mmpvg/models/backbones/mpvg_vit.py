@@ -29,6 +29,7 @@ from mmpvg.utils.grid import token_grid
 from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
                       PositionEmbeddings, TransformerBlock,
                       resolve_pe_switches)
+from .base import PEBackbone
 
 
 class TokenGrid(NamedTuple):
@@ -45,9 +46,14 @@ class TokenGrid(NamedTuple):
     pe: PositionEmbeddings
     num_extra_tokens: int
 
+    @property
+    def stage_hw(self) -> Tuple[Tuple[int, int]]:
+        """The token grid of each stage (one stage)."""
+        return (self.hw, )
+
 
 @register_model()
-class MPVGViT(BaseModule):
+class MPVGViT(BaseModule, PEBackbone):
     """Vision Transformer with the position-embedding structures of MPVG.
 
     A PyTorch implementation of `Maximizing the Position Embedding for Vision
@@ -427,6 +433,14 @@ class MPVGViT(BaseModule):
         if grid.pe.last is not None:
             x = x + grid.pe.last
         return x
+
+    def attention_norms(self) -> List[nn.Module]:
+        """LN_l of every block (the PE is added to its output)."""
+        return [block.norm1 for block in self.blocks]
+
+    @property
+    def last_ln(self) -> nn.Module:
+        return self.norm
 
     def forward_features(self, img: torch.Tensor,
                          indices: Optional[Sequence[int]] = None

@@ -14,7 +14,6 @@ widths, and pass their own transitions (patch merging) at call time, so the
 PE crosses a stage boundary through the very module the tokens go through,
 without owning (or duplicating) its weights.
 """
-import math
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
