@@ -178,11 +178,10 @@ def build_model(cfg):
 
 
 def built_pe_mode(backbone):
-    """The pe_mode of the MPVGViT in a built backbone (itself, or the ViT
-    inside a ViT-Adapter)."""
-    from mmpvg.models.backbones import MPVGViT
-    vit = next(m for m in backbone.modules() if isinstance(m, MPVGViT))
-    return vit.pe_mode
+    """The pe_mode of a built backbone (itself, or the ViT inside a
+    ViT-Adapter): the first module, in order, that has one."""
+    return next(m.pe_mode for m in backbone.modules()
+                if isinstance(getattr(m, 'pe_mode', None), str))
 
 
 def by_suffix(decay, suffix):
