@@ -1,4 +1,6 @@
-from .layer_decay_optim_wrapper_constructor import \
-    LayerDecayOptimWrapperConstructor
+from mmpvg.registry import OPTIM_WRAPPER_CONSTRUCTORS, register_lazy
 
-__all__ = ['LayerDecayOptimWrapperConstructor']
+# mmpretrain's constructor (the base of ours) imports mmpretrain's models,
+# and through them mmdet and mmcv.ops: import it when a config builds it.
+register_lazy(OPTIM_WRAPPER_CONSTRUCTORS, 'LayerDecayOptimWrapperConstructor',
+              'mmpvg.engine.optimizers.layer_decay_optim_wrapper_constructor')
