@@ -1,4 +1,5 @@
-# Mask R-CNN, ViT-Adapter-Ti (cls) + FPN, COCO 2017, 3x schedule, multi-scale training with a 1024 crop.
+# Mask R-CNN, ViT-Adapter-Ti (cls) + FPN, COCO 2017,
+# 3x schedule, multi-scale training with a 1024 crop.
 _base_ = [
     '../_base_/models/mask-rcnn_vit-adapter-ti_fpn.py',
     '../_base_/datasets/coco_instance_bs1_ms-crop-1024.py',

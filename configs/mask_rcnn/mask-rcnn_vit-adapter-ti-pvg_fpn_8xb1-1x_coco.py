@@ -1,4 +1,5 @@
-# Mask R-CNN, ViT-Adapter-Ti (pvg) + FPN, COCO 2017, 1x schedule, single-scale training.
+# Mask R-CNN, ViT-Adapter-Ti (pvg) + FPN, COCO 2017,
+# 1x schedule, single-scale training.
 _base_ = [
     '../_base_/models/mask-rcnn_vit-adapter-ti_fpn.py',
     '../_base_/datasets/coco_instance_bs1.py',
