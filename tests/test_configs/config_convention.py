@@ -7,9 +7,9 @@ import ast
 import glob
 import os.path as osp
 
-from conftest import ROOT
+from mmpvg.testing import REPO_ROOT
 
-CONFIGS = osp.join(ROOT, 'configs')
+CONFIGS = osp.join(REPO_ROOT, 'configs')
 TASK_DIRS = ('mpvg', 'mask_rcnn', 'upernet', 'demo')
 MODES = ('cls', 'gap', 'lape', 'pvg', 'mpvg')
 SCOPES = {'mask-rcnn': 'mmdet', 'upernet': 'mmseg'}

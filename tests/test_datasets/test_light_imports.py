@@ -6,7 +6,7 @@ explicitly; the packages themselves must stay as light as ``import mmpvg``.
 import subprocess
 import sys
 
-from conftest import ROOT
+from mmpvg.testing import REPO_ROOT
 
 CODE = """
 import sys
@@ -20,6 +20,6 @@ print(heavy)
 
 
 def test_packages_import_no_task_package():
-    out = subprocess.run([sys.executable, '-c', CODE], cwd=ROOT, text=True,
+    out = subprocess.run([sys.executable, '-c', CODE], cwd=REPO_ROOT, text=True,
                          capture_output=True, check=True).stdout
     assert out.strip().splitlines()[-1] == '[]', out

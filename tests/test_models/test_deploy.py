@@ -86,7 +86,7 @@ def test_inference_cache_computes_pes_once_per_grid(monkeypatch):
 
 
 def test_fold_cli(tmp_path):
-    from conftest import run_tool
+    from mmpvg.testing import run_tool
     cfg = tmp_path / 'cls.py'
     cfg.write_text(
         "default_scope = 'mmpretrain'\n"

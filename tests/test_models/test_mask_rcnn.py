@@ -14,10 +14,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
 import mmpvg  # noqa: F401
-from conftest import ROOT
+from mmpvg.testing import REPO_ROOT
 
 DEMO_CFG = osp.join(
-    ROOT, 'configs/demo/mask-rcnn_vit-demo-mpvg_sfp_1xb8-8e_demo-shapes.py')
+    REPO_ROOT, 'configs/demo/mask-rcnn_vit-demo-mpvg_sfp_1xb8-8e_demo-shapes.py')
 ARCH = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)
 
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import ROOT, TOOL_TIMEOUT
+from mmpvg.testing import REPO_ROOT, TOOL_TIMEOUT
 from mmpvg.analysis import (PEAnalysis, analyze_pe, default_layers,
                             has_layerwise_pe, layer_pe_map,
                             pearson_correlation)
@@ -29,7 +29,7 @@ ARCH = dict(embed_dims=32, num_layers=4, num_heads=4, feedforward_channels=64)
 EPS = 1e-6
 ALL_MODES = ['cls', 'gap', 'lape', 'pvg', 'mpvg']
 LAYERWISE_MODES = ['lape', 'pvg', 'mpvg']
-PYTHON = osp.join(ROOT, '.venv', 'bin', 'python')
+PYTHON = osp.join(REPO_ROOT, '.venv', 'bin', 'python')
 if not osp.isfile(PYTHON):  # pragma: no cover - another venv location
     PYTHON = sys.executable
 
@@ -338,16 +338,16 @@ def save_classifier(path, mode, arch=ARCH, seed=0):
 
 def load_tool(name):
     spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', 'analysis_tools', f'{name}.py'))
+        name, osp.join(REPO_ROOT, 'tools', 'analysis_tools', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def run_cli(args):
-    env = dict(PYTHONPATH=ROOT, OMP_NUM_THREADS='1', MPLBACKEND='Agg',
+    env = dict(PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1', MPLBACKEND='Agg',
                PATH='/usr/bin:/bin', HOME=str(osp.expanduser('~')))
-    return subprocess.run([PYTHON] + args, cwd=ROOT, env=env,
+    return subprocess.run([PYTHON] + args, cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=TOOL_TIMEOUT)
 
 

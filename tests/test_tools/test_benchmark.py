@@ -5,9 +5,9 @@ import sys
 import torch
 from mmengine.analysis import FlopAnalyzer
 
-from conftest import ROOT
+from mmpvg.testing import REPO_ROOT
 
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
 import benchmark  # noqa: E402
 
 from mmpvg.models import MPVGViT  # noqa: E402

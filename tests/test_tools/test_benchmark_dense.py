@@ -4,17 +4,17 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from mmpvg.testing import REPO_ROOT
 
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis_tools'))
 import benchmark_dense  # noqa: E402
 
 DET_CFG = osp.join(
-    ROOT, 'configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py')
-SFP_CFG = osp.join(ROOT,
+    REPO_ROOT, 'configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py')
+SFP_CFG = osp.join(REPO_ROOT,
                    'configs/demo/mask-rcnn_vit-demo-mpvg_sfp_1xb8-8e_demo-shapes.py')
 SEG_CFG = osp.join(
-    ROOT, 'configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py')
+    REPO_ROOT, 'configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py')
 
 
 def test_table_has_every_config_and_real_times(capsys):
@@ -51,6 +51,6 @@ def test_bad_arguments(capsys, tmp_path):
     with pytest.raises(SystemExit):
         benchmark_dense.parse_args([DET_CFG, '--repeats', '0'])
     assert '--repeats >= 1' in capsys.readouterr().err
-    cls_cfg = osp.join(ROOT, 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py')
+    cls_cfg = osp.join(REPO_ROOT, 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py')
     with pytest.raises(ValueError, match="default_scope must be one of"):
         benchmark_dense.build_model(cls_cfg)

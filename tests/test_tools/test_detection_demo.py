@@ -13,7 +13,7 @@ import socket
 
 import torch
 
-from conftest import run_tool, save_untrained
+from mmpvg.testing import run_tool, save_untrained
 
 DEMO_CFG = 'configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py'
 # This test's schedule: the demo's recipe, fewer epochs (256 train images,

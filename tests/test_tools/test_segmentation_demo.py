@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 
-from conftest import ROOT, run_tool, save_untrained
+from mmpvg.testing import REPO_ROOT, run_tool, save_untrained
 
 SEG_CFG = 'configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py'
 ITERS = 200
@@ -48,7 +48,7 @@ def miou_of(log):
 
 def test_config_follows_the_recipe():
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, SEG_CFG))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, SEG_CFG))
     assert cfg.default_scope == 'mmseg'
     assert cfg.optim_wrapper.constructor == 'LayerDecayOptimWrapperConstructor'
     assert cfg.model.backbone.type == 'MPVGViT'

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from conftest import ROOT, TOOL_TIMEOUT, run_tool
+from mmpvg.testing import REPO_ROOT, TOOL_TIMEOUT, run_tool
 
 DEMO_CFG = 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py'
 
@@ -59,7 +59,7 @@ def test_train_then_test_learns(tmp_path, demo_digits):
     _save_untrained(untrained)
     list_cfg = tmp_path / 'list_evaluator.py'
     list_cfg.write_text(
-        f'_base_ = [{osp.join(ROOT, DEMO_CFG)!r}]\n'
+        f'_base_ = [{osp.join(REPO_ROOT, DEMO_CFG)!r}]\n'
         "test_evaluator = [dict(type='Accuracy', topk=(1, )),\n"
         "                  dict(type='SingleLabelMetric')]\n")
     proc = run_tool(['tools/test.py', str(list_cfg), untrained, '--work-dir',
@@ -79,7 +79,7 @@ def _save_untrained(path):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
-    cfg = Config.fromfile(osp.join(ROOT, DEMO_CFG))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, DEMO_CFG))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -91,8 +91,8 @@ def test_resume_after_interrupted_run(tmp_path, demo_digits):
     work = str(tmp_path / 'work')
     args = [sys.executable, 'tools/train.py', DEMO_CFG, '--work-dir', work
             ] + demo_options(demo_digits, epochs=3, indices=256)
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    proc = subprocess.Popen(args, cwd=ROOT, env=env,
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     marker = osp.join(work, 'last_checkpoint')

@@ -122,9 +122,9 @@ def test_vit_adapter_ti_groups_from_the_real_config(pe_mode):
     from mmseg.registry import MODELS
     from torch.nn.modules.batchnorm import _BatchNorm
 
-    from conftest import ROOT
+    from mmpvg.testing import REPO_ROOT
     init_default_scope('mmseg')
-    cfg = Config.fromfile(osp.join(ROOT, ADAPTER_CFG.format(pe_mode)))
+    cfg = Config.fromfile(osp.join(REPO_ROOT, ADAPTER_CFG.format(pe_mode)))
     cfg.model.backbone.init_cfg = None  # the ImageNet checkpoint is not here
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
