@@ -1,4 +1,5 @@
-"""infer_vit_arch / format_backbone_cfg on every PE structure and ablation.
+"""mmpvg.converters.arch: infer_vit_arch / format_backbone_cfg on every PE
+structure and ablation, and the arch presets they name.
 
 For each combination of switches an MPVGViT is built, its state dict is
 read back, and the config that the converters print is built again: the
@@ -194,3 +195,23 @@ def test_rejects_keys_no_mpvgvit_has():
     del state['norm.weight'], state['norm.bias']
     with pytest.raises(ValueError, match=r'has no norm;'):
         infer_vit_arch(state, prefix='')
+
+
+def test_arch_hint_names_deit_presets():
+    """A DeiT-Ti-shaped checkpoint is announced as arch='deit-tiny'."""
+    state = {'backbone.cls_token': torch.empty(1, 1, 192),
+             'backbone.pe.pos_embed': torch.empty(1, 197, 192),
+             'backbone.patch_embed.proj.weight': torch.empty(192, 3, 16, 16)}
+    for name in ('weight', 'bias'):
+        state[f'backbone.norm.{name}'] = torch.empty(192)
+    for i in range(12):
+        state[f'backbone.blocks.{i}.mlp.fc1.weight'] = torch.empty(768, 192)
+        state[f'backbone.blocks.{i}.attn.qkv.bias'] = torch.empty(576)
+    assert format_backbone_cfg(infer_vit_arch(state)).split('\n') == [
+        "backbone=dict(type='MPVGViT', arch='deit-tiny', pe_mode='cls', "
+        'img_size=224, patch_size=16)',
+        '# Not stored in the weights (set them as trained if they differ):',
+        "#   num_heads=3 (the deit-tiny preset's)",
+        '#   norm_after_attn=False (the block layout: a ViT-Lite block, as '
+        "in arch='vit-lite-7', has the same weights)",
+        '#   pe_at_input=True (pos_0 added to the tokens before block 0)']
