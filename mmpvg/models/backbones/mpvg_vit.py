@@ -13,6 +13,10 @@ and three methods show the few places they enter: :meth:`MPVGViT.forward_stem`
 - ``lape``: x_0 = [cls; p], block l attends over LN_l(x_l) + pos_{l+1}.
 - ``pvg``:  x_0 = p + pos_0, block 0 plain, block l >= 1 uses pos_l, GAP.
 - ``mpvg``: PVG + LN'_last(pos_0) added to LN_last(x_L) before GAP.
+
+The same class builds T2T-ViT-7 (``arch='t2t-vit-7'``): its Performer
+tokens-to-token stem takes the place of the patch embedding (still
+``patch_embed``), and pos_0 is T2T-ViT's fixed 1-D sinusoidal table.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -27,7 +31,7 @@ from mmengine.utils import to_2tuple
 from mmpvg.registry import register_model
 from mmpvg.utils.grid import token_grid
 from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
-                      PositionEmbeddings, TransformerBlock,
+                      PositionEmbeddings, T2TModule, TransformerBlock,
                       resolve_pe_switches)
 from .base import PEBackbone
 
@@ -61,12 +65,20 @@ class MPVGViT(BaseModule, PEBackbone):
     (AAAI 2025), with ViT/DeiT, GAP, LaPE and PVG as ``pe_mode`` values.
 
     Args:
-        arch (str | dict): 'deit-tiny', 'deit-small', 'deit-base' or
-            'vit-lite-7' (CIFAR: patch 4, 32x32, post-attention norm), or a
-            dict with ``embed_dims``, ``num_layers``, ``num_heads`` and
+        arch (str | dict): 'deit-tiny', 'deit-small', 'deit-base',
+            'vit-lite-7' (CIFAR: patch 4, 32x32, post-attention norm) or
+            't2t-vit-7' (T2T-ViT-7: Performer tokens-to-token stem, fixed
+            1-D sinusoidal pos_0, LN eps 1e-5, no qkv bias), or a dict with
+            ``embed_dims``, ``num_layers``, ``num_heads`` and
             ``feedforward_channels`` (optional: ``qkv_bias``,
             ``pos_embed_init_std``, ``norm_after_attn``, ``img_size``,
-            ``patch_size``). Defaults to 'deit-tiny'.
+            ``patch_size``; ``stem``: 'patch' (conv patch embedding) or
+            't2t' (:class:`T2TModule`, configured by ``t2t_cfg``, a dict of
+            its arguments: ``token_dims``, ``kernel_sizes``, ``strides``,
+            ``paddings``, ``kernel_ratio``, ``drop_rate``; a T2T stem takes
+            no ``patch_size``); ``pos_embed_type``: 'learnable' or
+            'sinusoidal'; ``norm_eps``: eps of every LayerNorm when
+            ``norm_cfg`` is not given). Defaults to 'deit-tiny'.
         pe_mode (str): 'cls', 'gap', 'lape', 'pvg' or 'mpvg'.
             Defaults to 'mpvg'.
         with_cls_token (bool, optional): ``None`` follows ``pe_mode`` (True
@@ -87,8 +99,11 @@ class MPVGViT(BaseModule, PEBackbone):
             added to every token after the Last LN; ``False`` disables it,
             ``True`` means 0. MPVG uses 0. Requires GAP (no class token).
         img_size (int | tuple, optional): Input size the PE is stored for;
-            other sizes are interpolated. Defaults to the arch's (224 / 32).
+            other sizes are interpolated (a sinusoidal PE is rebuilt for
+            their grid). Defaults to the arch's (224 / 32).
         patch_size (int | tuple, optional): Defaults to the arch's (16 / 4).
+            Not accepted with a T2T stem, whose token grid follows its soft
+            splits (``patch_size`` is then the stem's total stride).
         in_channels (int): Image channels. Defaults to 3.
         out_indices (int | Sequence[int]): Blocks to output. Defaults to -1.
         out_type (str, optional): 'cls_token', 'avg_featmap' (mean over the
@@ -109,8 +124,15 @@ class MPVGViT(BaseModule, PEBackbone):
         global_attn_indexes (Sequence[int]): Blocks that keep global
             attention when ``window_size > 0`` (ignored when it is 0).
             Defaults to ().
-        norm_cfg (dict): Config of every LayerNorm.
-            Defaults to ``dict(type='LN', eps=1e-6)``.
+        norm_cfg (dict, optional): Config of every LayerNorm (the T2T
+            stem's included). Defaults to ``dict(type='LN', eps=norm_eps)``
+            with the arch's ``norm_eps``: 1e-6, 1e-5 for 't2t-vit-7'.
+        sinusoid_skip_cls_row (bool, optional): Reading, for a sinusoidal
+            pos_0 without class token (GAP modes): True takes rows 1..N of
+            the (N + 1)-row table T2T-ViT builds for a class-token model,
+            so class-token and GAP models give their patch tokens the same
+            PE; False takes rows 0..N-1. Only for a sinusoidal pos_0;
+            ``None``: True there.
         final_norm (bool): Apply the Last LN after the last block.
             Defaults to True.
         frozen_stages (int): Freeze the stem (0), and blocks 1..k; -1 none.
@@ -133,11 +155,19 @@ class MPVGViT(BaseModule, PEBackbone):
             embed_dims=256, num_layers=7, num_heads=4,
             feedforward_channels=512, qkv_bias=False, pos_embed_init_std=0.2,
             norm_after_attn=True, img_size=32, patch_size=4),
+        # T2T-ViT-7 (Yuan et al., ICCV 2021) as the MPVG paper trains it.
+        't2t-vit-7': dict(
+            embed_dims=256, num_layers=7, num_heads=4,
+            feedforward_channels=512, qkv_bias=False, stem='t2t',
+            pos_embed_type='sinusoidal', norm_eps=1e-5),
     }
     ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads',
                  'feedforward_channels'}
     ARCH_DEFAULTS = dict(qkv_bias=True, pos_embed_init_std=0.02,
-                         norm_after_attn=False, img_size=224, patch_size=16)
+                         norm_after_attn=False, img_size=224, patch_size=16,
+                         stem='patch', t2t_cfg=None,
+                         pos_embed_type='learnable', norm_eps=1e-6)
+    STEMS = ('patch', 't2t')
     OUT_TYPES = ('cls_token', 'avg_featmap', 'featmap', 'raw')
 
     def __init__(self,
@@ -160,21 +190,23 @@ class MPVGViT(BaseModule, PEBackbone):
                  drop_path_rate: float = 0.,
                  window_size: int = 0,
                  global_attn_indexes: Sequence[int] = (),
-                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 norm_cfg: Optional[dict] = None,
                  final_norm: bool = True,
                  frozen_stages: int = -1,
                  interpolate_mode: str = 'bicubic',
+                 sinusoid_skip_cls_row: Optional[bool] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         self.arch_settings = self._parse_arch(arch)
         s = self.arch_settings
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
+        if norm_cfg is None:
+            norm_cfg = dict(type='LN', eps=s['norm_eps'])
         self.img_size = to_2tuple(
             s['img_size'] if img_size is None else img_size)
-        self.patch_size = to_2tuple(
-            s['patch_size'] if patch_size is None else patch_size)
-        self.patch_resolution = token_grid(self.img_size, self.patch_size)
+        stem = self._build_stem(in_channels, patch_size, norm_cfg)
+        self.patch_resolution = self.token_grid(self.img_size, stem)
 
         self.pe_mode = pe_mode
         switches = resolve_pe_switches(
@@ -210,8 +242,7 @@ class MPVGViT(BaseModule, PEBackbone):
         self.frozen_stages = frozen_stages
         self.final_norm = final_norm
 
-        self.patch_embed = PatchEmbed(in_channels, self.embed_dims,
-                                      self.patch_size)
+        self.patch_embed = stem
         self.cls_token = (
             nn.Parameter(torch.zeros(1, 1, self.embed_dims))
             if self.with_cls_token else None)
@@ -226,6 +257,9 @@ class MPVGViT(BaseModule, PEBackbone):
             hierarchical=switches['hierarchical_pe'],
             last_ln_pe=switches['last_ln_pe'],
             norm_cfg=norm_cfg,
+            pos_embed_type=s['pos_embed_type'],
+            sinusoid_offset=self._sinusoid_offset(
+                s['pos_embed_type'], sinusoid_skip_cls_row),
             init_std=s['pos_embed_init_std'],
             interpolate_mode=interpolate_mode)
         self.pos_drop = nn.Dropout(drop_rate)
@@ -271,7 +305,71 @@ class MPVGViT(BaseModule, PEBackbone):
                 f'unknown keys {sorted(unknown)}; required: '
                 f'{sorted(self.ARCH_KEYS)}, optional: '
                 f'{sorted(self.ARCH_DEFAULTS)}.')
+        stem = arch.get('stem', 'patch')
+        if stem not in self.STEMS:
+            raise ValueError(f'arch stem={stem!r} is not supported; choose '
+                             f'from {self.STEMS}.')
+        if stem == 't2t' and 'patch_size' in arch:
+            raise ValueError('arch patch_size does not apply to the T2T stem: '
+                             'its token grid follows its soft splits '
+                             '(t2t_cfg kernel_sizes / strides / paddings).')
+        if stem == 'patch' and arch.get('t2t_cfg') is not None:
+            raise ValueError("arch t2t_cfg needs stem='t2t'.")
+        if (arch.get('pos_embed_type') == 'sinusoidal'
+                and 'pos_embed_init_std' in arch):
+            raise ValueError('arch pos_embed_init_std applies to a learnable '
+                             'pos_0, not to the fixed sinusoidal table.')
         return {**self.ARCH_DEFAULTS, **arch}
+
+    def _build_stem(self, in_channels, patch_size, norm_cfg) -> nn.Module:
+        """The conv patch embedding or the T2T module; sets
+        ``patch_size`` (for a T2T stem: its total stride)."""
+        s = self.arch_settings
+        if s['stem'] == 'patch':
+            self.patch_size = to_2tuple(
+                s['patch_size'] if patch_size is None else patch_size)
+            return PatchEmbed(in_channels, self.embed_dims, self.patch_size)
+        if patch_size is not None:
+            raise ValueError(
+                f'patch_size={patch_size!r} does not apply to the T2T stem: '
+                'its token grid follows its soft splits (arch t2t_cfg '
+                'kernel_sizes / strides / paddings).')
+        stem = T2TModule(in_channels, self.embed_dims, norm_cfg=norm_cfg,
+                         **(s['t2t_cfg'] or {}))
+        self.patch_size = (stem.stride, stem.stride)
+        return stem
+
+    def token_grid(self, img_size, stem: Optional[nn.Module] = None
+                   ) -> Tuple[int, int]:
+        """The token grid (h, w) of an input size, as the stem gives it.
+
+        Args:
+            img_size (int | tuple): Input size S or (H, W).
+            stem (nn.Module, optional): The stem; defaults to
+                ``patch_embed``.
+        """
+        stem = self.patch_embed if stem is None else stem
+        if isinstance(stem, T2TModule):
+            return stem.token_grid(img_size)
+        return token_grid(img_size, self.patch_size)
+
+    def _sinusoid_offset(self, pos_embed_type, skip_cls_row) -> int:
+        """Rows of the sinusoidal table pos_0 skips (see
+        ``sinusoid_skip_cls_row``)."""
+        if pos_embed_type != 'sinusoidal':
+            if skip_cls_row is not None:
+                raise ValueError(
+                    'sinusoid_skip_cls_row only applies to a sinusoidal '
+                    f"pos_0; this arch's is {pos_embed_type!r}.")
+            return 0
+        if self.with_cls_token:
+            if skip_cls_row is not None:
+                raise ValueError(
+                    'sinusoid_skip_cls_row only applies to a model without '
+                    f'class token; pe_mode={self.pe_mode!r} has one (its '
+                    'table starts with the class-token row).')
+            return 0
+        return 0 if skip_cls_row is False else 1
 
     def _parse_indices(self, indices, name: str) -> List[int]:
         """Block indices (an int or a sequence; negative from the end)."""
