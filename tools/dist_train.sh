@@ -7,16 +7,6 @@ if (( $# < 2 )); then
     echo "usage: $0 CONFIG NUM_PROCS [train.py options]" >&2
     exit 2
 fi
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
-PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec "${PYTHON:-python}" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$TOOLS/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+exec bash "$TOOLS/dist_run.sh" "$2" "$TOOLS/train.py" "$1" \
+    --launcher pytorch "${@:3}"

@@ -151,3 +151,8 @@ def test_bad_command_lines_fail_clearly(tmp_path, demo_digits):
 
     proc = run_tool(['tools/dist_train.sh', DEMO_CFG], check=False)
     assert proc.returncode == 2 and 'usage' in proc.stderr
+    for script, args in (('dist_train.sh', [DEMO_CFG, '0']),
+                         ('dist_test.sh', [DEMO_CFG, 'x.pth', 'two'])):
+        proc = run_tool([f'tools/{script}'] + args, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert 'NUM_PROCS must be a whole number >= 1' in proc.stderr
