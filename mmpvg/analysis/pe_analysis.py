@@ -34,13 +34,19 @@ The images go through the backbone's own ``forward_stem``,
 An :class:`MPVGViTAdapter` is refused: its ViT alone, without the
 injectors, is not the network that was trained.
 
+Staged backbones (Swin) have blocks on different token grids and widths:
+block ``l``'s maps are (N_s x C_s) of its stage ``s``. The report says, for
+every stage, its grid, width and blocks (``stages``), and for every block
+its stage; ``token_maps`` is then a list of per-block maps instead of one
+(L, N, D) tensor. Single-stage models (ViT) report one stage.
+
 Models without a layer-wise PE (``cls``, ``gap`` and any model built with
 ``layerwise_pe=False``) report ``layerwise_pe: false`` and ``null``
 correlations with a note; asking them for a PE map raises ``ValueError``.
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -131,8 +137,8 @@ def layer_pe_map(backbone: PEBackbone,
     Args:
         backbone (PEBackbone): The model.
         layer (int): Block index (0-based; negative counts from the end).
-        patch_resolution (tuple[int, int], optional): Token grid; defaults to
-            the grid the PE is stored for.
+        patch_resolution (tuple[int, int], optional): Token grid (of the
+            first stage); defaults to the grid the PE is stored for.
         include_cls_token (bool): Keep the class-token row (row 0).
 
     Raises:
@@ -145,7 +151,15 @@ def layer_pe_map(backbone: PEBackbone,
                          _no_layerwise_pe_message(backbone))
     index = _layer_index(layer, backbone.num_layers)
     hw = tuple(patch_resolution or backbone.pe.patch_resolution)
-    pe = backbone.pe(hw).layers[index]
+    transitions = ()
+    if len(backbone.pe.stage_depths) > 1:
+        # a staged PE crosses stage boundaries through the backbone's merges
+        if not hasattr(backbone, 'pe_transitions'):
+            raise TypeError(
+                f'{type(backbone).__name__} has a staged PE but no '
+                'pe_transitions() giving its stage transitions.')
+        transitions = backbone.pe_transitions()
+    pe = backbone.pe(hw, transitions).layers[index]
     if pe is None:
         raise ValueError(
             f'Block {index} of pe_mode={backbone.pe_mode!r} receives no PE; '
@@ -177,7 +191,8 @@ class PEAnalysis:
     Attributes:
         pe_mode (str): The backbone's ``pe_mode``.
         num_images (int): Images averaged over.
-        patch_resolution (tuple[int, int]): Token grid (h, w).
+        patch_resolution (tuple[int, int]): Token grid (h, w) of the
+            images (of the first stage in a staged backbone).
         with_cls_token (bool): The model has a class token.
         include_cls_token (bool): Row 0 of the maps is the class token.
         layerwise_pe (bool): Some block receives a PE at its attention input.
@@ -185,7 +200,9 @@ class PEAnalysis:
         pe_at_input (bool): pos_0 is added to the tokens before block 0.
         last_ln_pe (int | None): k of the Last-LN PE term LN'_last(pos_k).
         final_norm (bool): The model has a Last LN.
-        token_maps (Tensor): (L, rows, D) batch-averaged LN_l(x_l).
+        token_maps (Tensor | list[Tensor]): (L, rows, D) batch-averaged
+            LN_l(x_l); for a staged backbone a list of (rows_s, D_s) maps,
+            one per block.
         pe_maps (list[Tensor | None]): (rows, D) PE added at block l.
         correlations (list[float | None]): Pearson(token map, PE map) per
             block; ``None`` where block l receives no PE (NaN if a map is
@@ -202,6 +219,11 @@ class PEAnalysis:
         norm_map_after_ln (Tensor | None): The same of LN_last(x_L).
         norm_map_after_ln_pe (Tensor | None): The same of
             LN_last(x_L) + LN'_last(pos_k).
+        stage_of_block (list[int]): The stage of each block (all 0 for a
+            single-stage model).
+        stage_hw (list[tuple[int, int]]): The token grid of each stage (the
+            norm maps have the last one).
+        stage_dims (list[int]): The width of each stage.
     """
     pe_mode: str
     num_images: int
@@ -215,7 +237,7 @@ class PEAnalysis:
     pe_at_input: bool
     last_ln_pe: Optional[int]
     final_norm: bool
-    token_maps: torch.Tensor
+    token_maps: Union[torch.Tensor, List[torch.Tensor]]
     pe_maps: List[Optional[torch.Tensor]]
     correlations: List[Optional[float]]
     last_ln_bias_variance: Optional[float]
@@ -225,6 +247,9 @@ class PEAnalysis:
     norm_map_after_ln: Optional[torch.Tensor]
     norm_map_after_ln_pe: Optional[torch.Tensor]
     notes: Dict[str, str] = field(default_factory=dict)
+    stage_of_block: List[int] = field(default_factory=list)
+    stage_hw: List[tuple] = field(default_factory=list)
+    stage_dims: List[int] = field(default_factory=list)
 
     def token_map(self, layer: int) -> torch.Tensor:
         """Batch-averaged LN_l(x_l) of block ``layer``, (rows, D)."""
@@ -263,6 +288,7 @@ class PEAnalysis:
             pe = self.pe_maps[i]
             layers.append(dict(
                 index=i,
+                stage=self.stage_of_block[i],
                 has_pe=pe is not None,
                 correlation=_finite(self.correlations[i]),
                 token_map_mean=float(tok.mean()),
@@ -282,7 +308,15 @@ class PEAnalysis:
             num_layers=self.num_layers,
             with_cls_token=self.with_cls_token,
             token_rows=self.token_rows,
-            num_token_rows=int(self.token_maps.shape[1]),
+            # rows of the maps of block 0 (of every block in one stage)
+            num_token_rows=int(self.token_maps[0].shape[0]),
+            stages=[
+                dict(index=s, grid=list(hw), embed_dims=dims,
+                     blocks=[b for b, t in enumerate(self.stage_of_block)
+                             if t == s])
+                for s, (hw, dims) in enumerate(
+                    zip(self.stage_hw, self.stage_dims))
+            ],
             layerwise_pe=self.layerwise_pe,
             pe_blocks=list(self.pe_blocks),
             pe_at_input=self.pe_at_input,
@@ -377,7 +411,7 @@ def _walk(backbone: PEBackbone, images: torch.Tensor, acc: _Accumulator,
             acc.add('avg_after_pe', mean_after_pe)
             acc.extend('cos_ln_pe', torch.nn.functional.cosine_similarity(
                 mean_before.double(), mean_after_pe.double(), dim=-1))
-    return grid.stage_hw[-1], grid.pe
+    return grid.stage_hw, grid.pe
 
 
 @torch.no_grad()
@@ -419,14 +453,17 @@ def analyze_pe(backbone: PEBackbone,
     acc = _Accumulator()
     try:
         for start in range(0, images.shape[0], batch_size):
-            hw, pe = _walk(bb, images[start:start + batch_size], acc,
-                           include_cls)
+            stage_hw, pe = _walk(bb, images[start:start + batch_size], acc,
+                                 include_cls)
     finally:
         bb.train(was_training)
     count = images.shape[0]
 
     L = bb.num_layers
-    token_maps = torch.stack([acc.mean(f'token_{i}', count) for i in range(L)])
+    token_maps = [acc.mean(f'token_{i}', count) for i in range(L)]
+    stage_of_block = list(bb.pe.stage_of_block)
+    if len(set(stage_of_block)) == 1:  # one grid and width: one tensor
+        token_maps = torch.stack(token_maps)
     layerwise = has_layerwise_pe(bb)
     notes = {}
     extra = bb.num_extra_tokens
@@ -455,7 +492,7 @@ def analyze_pe(backbone: PEBackbone,
             f'Blocks {missing} receive no PE (the chain starts at block '
             f'{bb.pe.pe_blocks[0]}); their correlations are null.')
 
-    h, w = hw
+    h, w = stage_hw[-1]  # the grid the Last LN sees
 
     def grid(name):
         m = acc.mean(name, count)
@@ -475,7 +512,7 @@ def analyze_pe(backbone: PEBackbone,
     return PEAnalysis(
         pe_mode=bb.pe_mode,
         num_images=count,
-        patch_resolution=(h, w),
+        patch_resolution=tuple(stage_hw[0]),
         embed_dims=bb.embed_dims,
         num_layers=L,
         with_cls_token=bb.with_cls_token,
@@ -494,7 +531,10 @@ def analyze_pe(backbone: PEBackbone,
         norm_map_before_ln=grid('norm_before'),
         norm_map_after_ln=grid('norm_after'),
         norm_map_after_ln_pe=grid('norm_after_pe'),
-        notes=notes)
+        notes=notes,
+        stage_of_block=stage_of_block,
+        stage_hw=[tuple(hw) for hw in stage_hw],
+        stage_dims=list(bb.pe.stage_dims))
 
 
 def default_layers(num_layers: int) -> List[int]:

@@ -552,3 +552,92 @@ def test_cli_model_without_layerwise_pe(tmp_path):
     assert proc.returncode == 1
     assert "Skipping" in proc.stdout and 'none of the given files' in \
         proc.stderr
+
+
+# ---------------------------------------------------------------------- #
+# staged backbones (Swin): per-block maps of their stage's grid and width
+# ---------------------------------------------------------------------- #
+SWIN = dict(type='MPVGSwin', arch=dict(embed_dims=16, depths=[2, 2],
+                                       num_heads=[2, 4]),
+            img_size=32, patch_size=4, window_size=4, out_indices=(1, ))
+
+
+def test_staged_backbone_reports_each_stage(tmp_path):
+    """Swin: maps of block l are N_s x C_s of its stage; the report lists the
+    stages, the tool writes one token map per block; the per-block PE is the
+    one the model adds (captured with hooks on the attention input)."""
+    from mmpvg.models import MPVGSwin
+    kwargs = {k: v for k, v in SWIN.items() if k != 'type'}
+    bb = randomise(MPVGSwin(pe_mode='pvg', **kwargs)).eval()
+    imgs = images(3)
+    res = analyze_pe(bb, imgs, batch_size=2)
+    assert res.stage_of_block == [0, 0, 1, 1]
+    assert res.stage_hw == [(8, 8), (4, 4)] and res.stage_dims == [16, 32]
+    assert res.patch_resolution == (8, 8)
+    assert [tuple(res.token_map(i).shape) for i in range(4)] == [
+        (64, 16), (64, 16), (16, 32), (16, 32)]
+    assert res.norm_map_before_ln.shape == (4, 4)
+    # what the forward adds to LN_1(x) at the attention input, by hooks
+    seen = {}
+    blocks = [b for stage in bb.stages for b in stage.blocks]
+    handles = []
+    for i, blk in enumerate(blocks):
+        handles.append(blk.norm1.register_forward_hook(
+            lambda m, a, out, i=i: seen.__setitem__(('ln', i), out)))
+        handles.append(blk.attn.register_forward_pre_hook(
+            lambda m, a, i=i: seen.__setitem__(('in', i), a[0])))
+    with torch.no_grad():
+        bb(imgs)
+    for h in handles:
+        h.remove()
+    for i in range(4):
+        pe = (seen['in', i] - seen['ln', i]).mean(0)
+        np.testing.assert_allclose(res.pe_map(i).numpy(), pe.double().numpy(),
+                                   atol=1e-5)
+        np.testing.assert_allclose(layer_pe_map(bb, i).numpy(),
+                                   pe.numpy(), atol=1e-5)
+        assert res.correlations[i] == pytest.approx(np.corrcoef(
+            seen['ln', i].double().mean(0).flatten().numpy(),
+            pe.double().flatten().numpy())[0, 1], abs=1e-6)
+    d = res.to_dict()
+    assert d['stages'] == [
+        dict(index=0, grid=[8, 8], embed_dims=16, blocks=[0, 1]),
+        dict(index=1, grid=[4, 4], embed_dims=32, blocks=[2, 3])]
+    assert [layer['stage'] for layer in d['layers']] == [0, 0, 1, 1]
+
+    # the tool, in process
+    from mmpretrain.registry import MODELS
+    model_cfg = dict(type='ImageClassifier',
+                     backbone=dict(SWIN, pe_mode='mpvg'),
+                     neck=dict(type='GlobalAveragePooling'),
+                     head=dict(type='LinearClsHead', num_classes=10,
+                               in_channels=32))
+    model = randomise(MODELS.build(model_cfg))
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()),
+               str(tmp_path / 'swin.pth'))
+    config = tmp_path / 'swin.py'
+    config.write_text(
+        "default_scope = 'mmpretrain'\n"
+        "custom_imports = dict(imports=['mmpvg'], "
+        'allow_failed_imports=False)\n'
+        f'model = {model_cfg!r}\n'
+        f'data_preprocessor = dict(num_classes=10, mean={MEAN!r}, '
+        f'std={STD!r}, to_rgb=True)\n')
+    img_dir = tmp_path / 'imgs'
+    img_dir.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8) + 100).save(
+        img_dir / 'x.png')
+    out = tmp_path / 'out'
+    load_tool('analyze_pe').main([
+        str(config), str(tmp_path / 'swin.pth'), '--img-dir', str(img_dir),
+        '--out-dir', str(out), '--layers', '1', '2'])
+    with open(out / 'pe_analysis.json') as f:
+        result = json.load(f)
+    assert [s['grid'] for s in result['stages']] == [[8, 8], [4, 4]]
+    assert result['last_ln']['cosine_before_after_ln_pe'] is not None
+    assert all(isinstance(c, float) for c in result['correlation'])
+    maps = np.load(out / 'pe_maps.npz')
+    assert maps['token_map_3'].shape == (16, 32)
+    assert maps['pe_map_0'].shape == (64, 16)
+    for name in result['figures'].values():
+        assert_png(out / name)

@@ -9,11 +9,16 @@ its MPVGViT backbone and writes, under ``--out-dir``:
   and the PE added there, Last-LN bias variance, cosine similarities,
   norm maps) with the config, checkpoint, pe_mode and number of images;
 - ``pe_maps.npz``: the batch-averaged token maps (L, N, D) and the PE maps
-  (``pe_map_<l>``, N x D) behind the correlations;
+  (``pe_map_<l>``, N x D) behind the correlations; for a staged backbone
+  (Swin), whose blocks have their stage's grid and width, one token map
+  per block (``token_map_<l>``, N_s x C_s);
 - ``layer<l>_maps.png``: token map and PE map of each chosen block
   (tokens on the vertical axis, channels on the horizontal one);
 - ``correlation.png``: correlation per block (models with a layer-wise PE);
 - ``norm_maps.png``: per-token L2 norms before / after the Last LN.
+
+The JSON lists every stage (its grid, width and blocks) and each block's
+stage; a single-stage model (ViT) has one.
 
 Images (jpg, jpeg, png, bmp; searched recursively, sorted by path) are
 resized to the backbone's ``img_size`` (bilinear, no crop) and normalised by
@@ -43,7 +48,8 @@ def fail(message: str):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Position-embedding analysis of an MPVGViT checkpoint.')
+        description='Position-embedding analysis of a checkpoint of an mmpvg '
+        'backbone (MPVGViT, MPVGSwin, ...).')
     parser.add_argument('config', help='mmpretrain config of the model')
     parser.add_argument('checkpoint', help='checkpoint of that model')
     parser.add_argument('--img-dir', required=True,
@@ -183,6 +189,12 @@ def _heatmap(ax, fig, data, title):
 def plot_layer_maps(analysis, layer: int, path: str):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    stage = analysis.stage_of_block[layer]
+    where = ''
+    if len(analysis.stage_hw) > 1:
+        h, w = analysis.stage_hw[stage]
+        where = (f' (stage {stage}, {h}x{w} tokens, '
+                 f'{analysis.stage_dims[stage]} channels)')
     _heatmap(axes[0], fig, analysis.token_map(layer).numpy(),
              f'block {layer}: LN_{layer}(x_{layer}), batch mean')
     pe = analysis.pe_maps[layer]
@@ -192,11 +204,11 @@ def plot_layer_maps(analysis, layer: int, path: str):
                   f'block {layer} receives no PE')
         axes[1].text(0.5, 0.5, reason, ha='center', va='center')
         axes[1].set_axis_off()
-        fig.suptitle(f'{analysis.pe_mode}, block {layer}')
+        fig.suptitle(f'{analysis.pe_mode}, block {layer}{where}')
     else:
         _heatmap(axes[1], fig, pe.numpy(), f'PE added at block {layer}')
-        fig.suptitle(f'{analysis.pe_mode}, block {layer}: Pearson r = '
-                     f'{analysis.correlations[layer]:.3f}')
+        fig.suptitle(f'{analysis.pe_mode}, block {layer}{where}: Pearson '
+                     f'r = {analysis.correlations[layer]:.3f}')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -209,6 +221,9 @@ def plot_correlation(analysis, path: str):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(xs, ys, marker='o', label=analysis.pe_mode)
     ax.axhline(0, color='grey', lw=0.8)
+    for b in range(1, analysis.num_layers):  # stage boundaries (Swin)
+        if analysis.stage_of_block[b] != analysis.stage_of_block[b - 1]:
+            ax.axvline(b - 0.5, color='grey', lw=0.8, ls=':')
     ax.set_xlabel('block')
     ax.set_ylabel('corr(LN_l(x_l), PE_l)')
     ax.set_xticks(range(analysis.num_layers))
@@ -241,7 +256,12 @@ def plot_norm_maps(analysis, path: str):
 
 def save_maps(analysis, path: str):
     import numpy as np
-    arrays = dict(token_maps=analysis.token_maps.numpy())
+    import torch
+    if isinstance(analysis.token_maps, torch.Tensor):
+        arrays = dict(token_maps=analysis.token_maps.numpy())
+    else:  # staged: each block's map has its stage's shape
+        arrays = {f'token_map_{i}': t.numpy()
+                  for i, t in enumerate(analysis.token_maps)}
     for i, pe in enumerate(analysis.pe_maps):
         if pe is not None:
             arrays[f'pe_map_{i}'] = pe.numpy()
@@ -303,6 +323,11 @@ def main(argv=None):
                      for c in result['correlation'])
     print(f'pe_mode={analysis.pe_mode}, {analysis.num_images} images; '
           f'correlation per block: [{corr}]')
+    if len(result['stages']) > 1:
+        for stage in result['stages']:
+            print(f"stage {stage['index']}: {stage['grid'][0]}x"
+                  f"{stage['grid'][1]} tokens, {stage['embed_dims']} "
+                  f"channels, blocks {stage['blocks']}")
     print(f'Wrote {json_path} and {len(figures)} figures to {out_dir}')
 
 
