@@ -1,4 +1,5 @@
 from .base import PEBackbone
+from .mpvg_ceit import CeiTGrid, MPVGCeiT
 from .mpvg_vit import MPVGViT, TokenGrid
 from .vit_adapter import MPVGViTAdapter
 
@@ -22,4 +23,5 @@ def __getattr__(name):
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-__all__ = ['MPVGViT', 'MPVGViTAdapter', 'PEBackbone', 'TokenGrid']
+__all__ = ['CeiTGrid', 'MPVGCeiT', 'MPVGViT', 'MPVGViTAdapter', 'PEBackbone',
+           'TokenGrid']

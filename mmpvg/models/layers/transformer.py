@@ -88,10 +88,15 @@ class TransformerBlock(nn.Module):
     global attention. Window attention needs every token on the grid, i.e.
     no class token.
 
+    The feed-forward module is the MLP by default; ``ffn`` replaces it by
+    another module (CeiT's LeFF), stored under the same name ``mlp`` so that
+    the block's code path is one; DeiT names and checkpoints are unchanged.
+
     Args:
         embed_dims (int): Token width.
         num_heads (int): Number of attention heads.
-        feedforward_channels (int): Hidden width of the MLP.
+        feedforward_channels (int, optional): Hidden width of the MLP; must
+            be None when ``ffn`` is given.
         qkv_bias (bool): Bias in the qkv projection. Defaults to True.
         drop_rate (float): Dropout after attention/MLP projections.
         attn_drop_rate (float): Dropout on attention weights.
@@ -100,20 +105,28 @@ class TransformerBlock(nn.Module):
         norm_after_attn (bool): ViT-Lite block layout. Defaults to False.
         window_size (int): Side of the attention windows; 0 attends
             globally. Defaults to 0.
+        ffn (nn.Module, optional): Feed-forward module used instead of the
+            MLP, called as ``ffn(x, hw)`` with the token grid (it may need
+            it, as LeFF does). Defaults to None (the MLP).
     """
 
     def __init__(self,
                  embed_dims: int,
                  num_heads: int,
-                 feedforward_channels: int,
+                 feedforward_channels: Optional[int],
                  qkv_bias: bool = True,
                  drop_rate: float = 0.,
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  norm_after_attn: bool = False,
-                 window_size: int = 0):
+                 window_size: int = 0,
+                 ffn: Optional[nn.Module] = None):
         super().__init__()
+        if (ffn is None) == (feedforward_channels is None):
+            raise ValueError('Give either feedforward_channels (the MLP) or '
+                             'ffn (another feed-forward module), not both '
+                             'or neither.')
         if window_size < 0:
             raise ValueError(f'window_size must be >= 0, got {window_size}.')
         self.window_size = window_size
@@ -123,7 +136,9 @@ class TransformerBlock(nn.Module):
         self.drop_path = (
             DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity())
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.mlp = Mlp(embed_dims, feedforward_channels, drop_rate)
+        self.ffn_takes_grid = ffn is not None
+        self.mlp = (Mlp(embed_dims, feedforward_channels, drop_rate)
+                    if ffn is None else ffn)
         self.norm_after_attn = norm_after_attn
 
     def forward(self,
@@ -146,8 +161,11 @@ class TransformerBlock(nn.Module):
         x = x + self.drop_path(self._attend(attn_in, hw))
         if self.norm_after_attn:
             x = self.norm2(x)
-            return x + self.drop_path(self.mlp(x))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+            return x + self.drop_path(self._feed_forward(x, hw))
+        return x + self.drop_path(self._feed_forward(self.norm2(x), hw))
+
+    def _feed_forward(self, x: torch.Tensor, hw) -> torch.Tensor:
+        return self.mlp(x, hw) if self.ffn_takes_grid else self.mlp(x)
 
     def _attend(self, x: torch.Tensor, hw) -> torch.Tensor:
         if self.window_size == 0:

@@ -1,0 +1,9 @@
+# CeiT-Ti on ImageNet-1K, 8 GPUs x 128. LaPE: class token, no PE at
+# the input, a PE-LN chain in all 12 blocks (197-row PE).
+_base_ = [
+    '../_base_/models/ceit-tiny.py',
+    '../_base_/datasets/imagenet_bs128_deit_224.py',
+    '../_base_/schedules/imagenet_bs1024_adamw_ceit.py',
+]
+
+model = dict(backbone=dict(pe_mode='lape'))

@@ -1,0 +1,9 @@
+# CeiT-Ti on ImageNet-1K, 8 GPUs x 128. MPVG: PVG plus the mean over
+# tokens of LN'_last(pos_0) after the Last LN.
+_base_ = [
+    '../_base_/models/ceit-tiny.py',
+    '../_base_/datasets/imagenet_bs128_deit_224.py',
+    '../_base_/schedules/imagenet_bs1024_adamw_ceit.py',
+]
+
+model = dict(backbone=dict(pe_mode='mpvg'))

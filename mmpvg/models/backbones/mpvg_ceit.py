@@ -1,0 +1,517 @@
+# Copyright (c) mmpvg contributors. All rights reserved.
+"""MPVGCeiT: CeiT-Ti with the position-embedding structures of MPVG.
+
+CeiT ("Incorporating Convolution Designs into Visual Transformers", Yuan et
+al., ICCV 2021; no official code) is a DeiT with three changes: an
+image-to-tokens (I2T) convolutional stem, LeFF instead of the MLP, and a
+layer-wise class-token attention (LCA) that pools the per-layer tokens. The
+MPVG paper compares Default / LaPE / PVG / MPVG on CeiT-Ti without saying
+how PVG and MPVG, which have no class token, feed the LCA; every such point
+is a named argument here (see /work/shared/design/backbones.md, "CeiT-Ti").
+
+- ``cls``:  x_0 = [cls; p] + pos_0; LCA over the 12 class tokens.
+- ``gap``:  x_0 = p + pos_0; LCA over the 12 GAP tokens (``lca_tokens``).
+- ``lape``: x_0 = [cls; p]; block l attends over LN_l(x_l) + pos_{l+1}
+  (197-row PE, chain in all blocks); LCA over the class tokens.
+- ``pvg``:  x_0 = p + pos_0; chain in blocks 1..11; LeFF on all tokens;
+  LCA over the GAP tokens; y = LN_last(LCA).
+- ``mpvg``: PVG + the mean over tokens of LN'_last(pos_0) added after the
+  Last LN (``last_ln_pe_pooling``).
+"""
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.utils import to_2tuple
+
+from mmpvg.registry import register_model
+from mmpvg.utils.grid import token_grid
+from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
+                      PositionEmbeddings, TransformerBlock,
+                      resolve_pe_switches)
+from ..layers.layer_class_attention import LayerClassAttention
+from ..layers.leff import LeFF
+from .base import PEBackbone
+
+
+class CeiTGrid(NamedTuple):
+    """What every part of one forward pass of :class:`MPVGCeiT` shares.
+
+    Attributes:
+        hw (tuple[int, int]): The token grid (h, w) of the batch.
+        pe (PositionEmbeddings): Every PE of that grid.
+        num_extra_tokens (int): Class-token rows before the patch tokens.
+        layer_tokens (dict[int, Tensor]): Filled by
+            :meth:`MPVGCeiT.forward_blocks`: block index -> the (B, C) token
+            the LCA takes from that block's output (its class token, or the
+            mean of its patch tokens).
+    """
+    hw: Tuple[int, int]
+    pe: PositionEmbeddings
+    num_extra_tokens: int
+    layer_tokens: Dict[int, torch.Tensor]
+
+    @property
+    def stage_hw(self) -> Tuple[Tuple[int, int]]:
+        """The token grid of each stage (one stage)."""
+        return (self.hw, )
+
+
+class I2T(nn.Module):
+    """CeiT's image-to-tokens stem: conv 7x7 s2 (no bias) + BN + max-pool
+    3x3 s2, then a patch_size x patch_size patch embedding.
+
+    Any input size works: the convolution and the pooling pad by k // 2, and
+    the patch embedding pads bottom/right to a multiple of its patch.
+
+    Args:
+        in_channels (int): Image channels.
+        stem_channels (int): Channels of the convolution (CeiT: 64).
+        embed_dims (int): Token width.
+        patch_size (int): Patch of the embedding on the pooled map (CeiT: 4).
+        norm_cfg (dict): Norm after the convolution. Defaults to BN.
+    """
+
+    def __init__(self, in_channels: int, stem_channels: int, embed_dims: int,
+                 patch_size: int, norm_cfg: dict = dict(type='BN')):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, stem_channels, 7, stride=2,
+                              padding=3, bias=False)
+        self.norm = build_norm_layer(norm_cfg, stem_channels)[1]
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.patch_embed = PatchEmbed(stem_channels, embed_dims, patch_size)
+
+    @staticmethod
+    def grid_of(img_size: Sequence[int], patch_size) -> Tuple[int, int]:
+        """Token grid of an image: the conv and the pool each give
+        ceil(size / 2), the patch embedding ceil(. / patch)."""
+        return token_grid(img_size, [4 * p for p in to_2tuple(patch_size)])
+
+    def forward(self, img: torch.Tensor):
+        """Returns (tokens (B, h * w, C), (h, w))."""
+        return self.patch_embed(self.pool(self.norm(self.conv(img))))
+
+
+@register_model()
+class MPVGCeiT(BaseModule, PEBackbone):
+    """CeiT with the position-embedding structures of MPVG.
+
+    Args:
+        arch (str | dict): 'tiny' (CeiT-Ti: width 192, 12 blocks, 3 heads,
+            LeFF x4, stem 64 channels, patch 4 on the pooled map), or a
+            dict with ``embed_dims``, ``num_layers``, ``num_heads``,
+            ``feedforward_channels`` (optional: ``stem_channels``,
+            ``patch_size``, ``lca_feedforward_channels``, default 4 x
+            ``embed_dims``). Defaults to 'tiny'.
+        pe_mode (str): 'cls', 'gap', 'lape', 'pvg' or 'mpvg'.
+            Defaults to 'mpvg'.
+        with_cls_token, pe_at_input, layerwise_pe, pe_first_block,
+        hierarchical_pe, last_ln_pe: The PE switches of
+            :class:`~mmpvg.models.MPVGViT` (``None``: as ``pe_mode`` says);
+            the same combinations are errors.
+        lca_tokens (str, optional): What the LCA takes from each block:
+            ``'cls'`` (its class token, CeiT) or ``'gap'`` (the mean of its
+            patch tokens: how the class-token-free modes keep the LCA, a
+            reading). ``None``: 'cls' with a class token, else 'gap'. A
+            class token needs 'cls' and 'gap' needs none.
+        last_ln_pe_pooling (str): How MPVG's per-token LN'_last(pos_k) meets
+            the single LCA token after the Last LN: ``'after_ln'`` (default)
+            adds the mean over tokens of LN'_last(pos_k); ``'before_ln'``
+            adds LN'_last(mean over tokens of pos_k). A reading; unused
+            without a Last-LN PE.
+        leff_extra_tokens (str): What LeFF gives the class token, which is
+            not on the grid: 'bypass' (default; the class token skips the
+            feed-forward) or 'concat' (its input row, CeiT's Concat read
+            literally). See :class:`~mmpvg.models.layers.leff.LeFF`.
+        leff_kernel_size (int): Depthwise kernel of LeFF. Defaults to 3.
+        leff_conv_bias (bool): Bias in LeFF's convolutions (a reading:
+            CeiT writes them as linear projections, and with the biases
+            CeiT-Ti counts 6.36M parameters with a 1000-class head, the
+            6.4M CeiT reports; without them 6.34M). Defaults to True.
+        lca_layer_embed (bool): The LCA adds a zero-initialised learnable
+            layer embedding to the per-layer tokens. Defaults to True.
+        img_size (int | tuple): Input size the PE is stored for; other sizes
+            are interpolated. Defaults to 224.
+        in_channels (int): Image channels. Defaults to 3.
+        out_indices (int | Sequence[int]): Blocks whose token maps
+            ``'featmap'`` outputs. Defaults to -1.
+        out_type (str, optional): 'cls_token' / 'avg_featmap': the pooled
+            output y = LN_last(LCA) [+ Last-LN PE], (B, C); the name says
+            which tokens the LCA pools ('cls_token' with ``lca_tokens``
+            'cls', 'avg_featmap' with 'gap'). 'featmap': (B, C, h, w) patch
+            tokens after each block of ``out_indices``, as the blocks leave
+            them (no LCA, no Last LN). ``None``: the pooled output.
+        qkv_bias (bool): Bias in the qkv projections. Defaults to True.
+        drop_rate (float): Dropout after PE and in blocks. Defaults to 0.
+        attn_drop_rate (float): Attention dropout. Defaults to 0.
+        drop_path_rate (float): Stochastic depth, linear over the blocks
+            (the LCA gets the last rate).
+        norm_cfg (dict): Config of every LayerNorm.
+            Defaults to ``dict(type='LN', eps=1e-6)``.
+        conv_norm_cfg (dict): Config of the BatchNorms of the stem and LeFF.
+            Defaults to ``dict(type='BN')``.
+        final_norm (bool): Apply the Last LN after the LCA. Defaults to True.
+        frozen_stages (int): Freeze the stem (0), and blocks 1..k; -1 none.
+        interpolate_mode (str): PE interpolation mode. Defaults to 'bicubic'.
+        init_cfg (dict, optional): Initialization config.
+    """
+    arch_zoo = {
+        **dict.fromkeys(['t', 'tiny', 'ceit-tiny'], dict(
+            embed_dims=192, num_layers=12, num_heads=3,
+            feedforward_channels=768)),
+    }
+    ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads',
+                 'feedforward_channels'}
+    ARCH_DEFAULTS = dict(stem_channels=64, patch_size=4,
+                         lca_feedforward_channels=None)
+    OUT_TYPES = ('cls_token', 'avg_featmap', 'featmap')
+    LCA_TOKENS = ('cls', 'gap')
+    LAST_LN_PE_POOLINGS = ('after_ln', 'before_ln')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 pe_mode: str = 'mpvg',
+                 with_cls_token: Optional[bool] = None,
+                 pe_at_input: Optional[bool] = None,
+                 layerwise_pe: Optional[bool] = None,
+                 pe_first_block: Optional[bool] = None,
+                 hierarchical_pe: Optional[bool] = None,
+                 last_ln_pe: Optional[Union[int, bool]] = None,
+                 lca_tokens: Optional[str] = None,
+                 last_ln_pe_pooling: str = 'after_ln',
+                 leff_extra_tokens: str = 'bypass',
+                 leff_kernel_size: int = 3,
+                 leff_conv_bias: bool = True,
+                 lca_layer_embed: bool = True,
+                 img_size=224,
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 out_type: Optional[str] = None,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 conv_norm_cfg: dict = dict(type='BN'),
+                 final_norm: bool = True,
+                 frozen_stages: int = -1,
+                 interpolate_mode: str = 'bicubic',
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        s = self._parse_arch(arch)
+        self.arch_settings = s
+        self.embed_dims = s['embed_dims']
+        self.num_layers = s['num_layers']
+        self.img_size = to_2tuple(img_size)
+        self.patch_resolution = I2T.grid_of(self.img_size, s['patch_size'])
+
+        if out_type is not None and out_type not in self.OUT_TYPES:
+            raise ValueError(f'out_type={out_type!r} is not supported; '
+                             f'choose from {self.OUT_TYPES}.')
+        dense = out_type == 'featmap'
+        self.pe_mode = pe_mode
+        switches = resolve_pe_switches(
+            pe_mode, self.num_layers, dense_output=dense,
+            with_cls_token=with_cls_token, pe_at_input=pe_at_input,
+            layerwise_pe=layerwise_pe, pe_first_block=pe_first_block,
+            hierarchical_pe=hierarchical_pe, last_ln_pe=last_ln_pe)
+        self.with_cls_token = switches['with_cls_token']
+        self.num_extra_tokens = int(self.with_cls_token)
+        if switches['last_ln_pe'] is not None and not final_norm:
+            raise ValueError('last_ln_pe adds LN\'_last(pos_k) after the Last '
+                             'LN, so it needs final_norm=True.')
+
+        self.lca_tokens = self._parse_lca_tokens(lca_tokens, dense)
+        if last_ln_pe_pooling not in self.LAST_LN_PE_POOLINGS:
+            raise ValueError(
+                f'last_ln_pe_pooling={last_ln_pe_pooling!r} is not '
+                f'supported; choose from {self.LAST_LN_PE_POOLINGS}.')
+        self.last_ln_pe_pooling = last_ln_pe_pooling
+        pooled = 'cls_token' if self.lca_tokens == 'cls' else 'avg_featmap'
+        self.out_type = out_type or pooled
+        if self.out_type not in ('featmap', pooled):
+            raise ValueError(
+                f'out_type={out_type!r}: the pooled output of MPVGCeiT is '
+                f'the LCA output, named by the tokens the LCA pools '
+                f'(lca_tokens={self.lca_tokens!r}); use {pooled!r} or '
+                "'featmap'.")
+        self.out_indices = self._parse_indices(out_indices)
+        if not -1 <= frozen_stages <= self.num_layers:
+            raise ValueError(f'frozen_stages={frozen_stages} must be in '
+                             f'[-1, {self.num_layers}].')
+        self.frozen_stages = frozen_stages
+        self.final_norm = final_norm
+
+        self.stem = I2T(in_channels, s['stem_channels'], self.embed_dims,
+                        s['patch_size'], conv_norm_cfg)
+        self.cls_token = (
+            nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+            if self.with_cls_token else None)
+        self.pe = LayerwisePositionEmbedding(
+            num_layers=self.num_layers,
+            embed_dims=self.embed_dims,
+            patch_resolution=self.patch_resolution,
+            num_extra_tokens=self.num_extra_tokens,
+            pe_at_input=switches['pe_at_input'],
+            layerwise=switches['layerwise_pe'],
+            first_block=switches['pe_first_block'],
+            hierarchical=switches['hierarchical_pe'],
+            last_ln_pe=switches['last_ln_pe'],
+            norm_cfg=norm_cfg,
+            interpolate_mode=interpolate_mode)
+        self.pos_drop = nn.Dropout(drop_rate)
+
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        self.blocks = nn.ModuleList([
+            TransformerBlock(
+                self.embed_dims, s['num_heads'], None, qkv_bias=qkv_bias,
+                drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                drop_path_rate=dpr[i], norm_cfg=norm_cfg,
+                ffn=LeFF(self.embed_dims, s['feedforward_channels'],
+                         kernel_size=leff_kernel_size,
+                         conv_bias=leff_conv_bias,
+                         extra_tokens=leff_extra_tokens,
+                         norm_cfg=conv_norm_cfg, drop=drop_rate))
+            for i in range(self.num_layers)
+        ])
+        self.lca = LayerClassAttention(
+            self.embed_dims, s['num_heads'], self.num_layers,
+            s['lca_feedforward_channels'] or 4 * self.embed_dims,
+            qkv_bias=qkv_bias, layer_embed=lca_layer_embed,
+            drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+            drop_path_rate=dpr[-1], norm_cfg=norm_cfg)
+        self.norm = (
+            build_norm_layer(norm_cfg, self.embed_dims)[1]
+            if final_norm else nn.Identity())
+
+        self._init_parameters()
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ #
+    # argument parsing
+    # ------------------------------------------------------------------ #
+    def _parse_arch(self, arch) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in self.arch_zoo:
+                raise ValueError(f'arch={arch!r} is not a preset; choose from '
+                                 f'{sorted(self.arch_zoo)} or pass a dict '
+                                 f'with keys {sorted(self.ARCH_KEYS)}.')
+            arch = self.arch_zoo[key]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch)}.')
+        missing = self.ARCH_KEYS - set(arch)
+        unknown = set(arch) - self.ARCH_KEYS - set(self.ARCH_DEFAULTS)
+        if missing or unknown:
+            raise ValueError(
+                f'Custom arch {dict(arch)} is missing {sorted(missing)} / has '
+                f'unknown keys {sorted(unknown)}; required: '
+                f'{sorted(self.ARCH_KEYS)}, optional: '
+                f'{sorted(self.ARCH_DEFAULTS)}.')
+        return {**self.ARCH_DEFAULTS, **arch}
+
+    def _parse_lca_tokens(self, lca_tokens, dense: bool) -> str:
+        if lca_tokens is None:
+            return 'cls' if self.with_cls_token else 'gap'
+        if lca_tokens not in self.LCA_TOKENS:
+            raise ValueError(f'lca_tokens={lca_tokens!r} is not supported; '
+                             f'choose from {self.LCA_TOKENS}.')
+        if lca_tokens == 'cls' and not self.with_cls_token:
+            raise ValueError(
+                f"lca_tokens='cls' needs a class token, but pe_mode="
+                f"{self.pe_mode!r} has none here; use lca_tokens='gap'.")
+        if lca_tokens == 'gap' and self.with_cls_token and not dense:
+            raise ValueError(
+                f"lca_tokens='gap' with pe_mode={self.pe_mode!r}, which has "
+                'a class token, would leave the class token unused by the '
+                "output; use lca_tokens='cls', or a GAP mode ('gap', 'pvg', "
+                "'mpvg').")
+        return lca_tokens
+
+    def _parse_indices(self, indices) -> List[int]:
+        if isinstance(indices, int):
+            indices = [indices]
+        parsed = []
+        for index in indices:
+            if not -self.num_layers <= index < self.num_layers:
+                raise ValueError(
+                    f'out_indices entry {index} is out of range for '
+                    f'{self.num_layers} blocks.')
+            parsed.append(index % self.num_layers)
+        return parsed
+
+    # ------------------------------------------------------------------ #
+    # init / freezing / layer depth
+    # ------------------------------------------------------------------ #
+    def _init_parameters(self):
+        """DeiT init for Linear (trunc-normal 0.02, zero bias) and LN (1/0);
+        convolutions keep PyTorch's default, BN 1/0; the class token is
+        trunc-normal 0.02, the LCA layer embedding zero."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=0.02)
+
+    def _frozen_modules(self):
+        if self.frozen_stages < 0:
+            return []
+        frozen = [self.stem, self.pos_drop]
+        for i in range(self.frozen_stages):
+            frozen.append(self.blocks[i])
+            if self.pe.norm_of(i) is not None:
+                frozen.append(self.pe.norm_of(i))
+        if self.frozen_stages == self.num_layers:
+            frozen += [self.lca, self.norm]
+            if self.pe.has_last_term:
+                frozen.append(self.pe.last_norm)
+        return frozen
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        self.pe.pos_embed.requires_grad = False
+        if self.cls_token is not None:
+            self.cls_token.requires_grad = False
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Set train/eval mode; frozen stages (their BN too) stay in eval."""
+        super().train(mode)
+        if mode:
+            for m in self._frozen_modules():
+                m.eval()
+        return self
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """Layer depth of a parameter, for layer-wise lr decay.
+
+        The stem (I2T, class token, pos_0) is depth 0, block ``i`` and its
+        PE LayerNorm are depth ``i + 1``; the LCA, the Last LN, the Last-LN
+        PE norm and anything outside the backbone are the last depth.
+
+        Returns:
+            tuple[int, int]: The depth and the number of depths (L + 2).
+        """
+        num_depths = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return num_depths - 1, num_depths
+        name = param_name[len(prefix):]
+        if name == 'cls_token' or name.startswith('stem.'):
+            return 0, num_depths
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num_depths
+        if name.startswith('pe.'):
+            block = self.pe.block_of(name[len('pe.'):])
+            if block == 'input':
+                return 0, num_depths
+            if isinstance(block, int):
+                return block + 1, num_depths
+        return num_depths - 1, num_depths
+
+    # ------------------------------------------------------------------ #
+    # forward (the PEBackbone contract)
+    # ------------------------------------------------------------------ #
+    def forward_stem(self, img: torch.Tensor
+                     ) -> Tuple[torch.Tensor, CeiTGrid]:
+        """I2T tokens (with the class token), pos_0 at the input, and every
+        PE of the batch's token grid (computed once per batch).
+
+        Returns:
+            tuple[Tensor, CeiTGrid]: Tokens x_0 (B, extra + h * w, C) and
+            what the blocks and the tail need.
+        """
+        x, hw = self.stem(img)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        pe = self.pe(hw)
+        if pe.input is not None:
+            x = x + pe.input
+        return self.pos_drop(x), CeiTGrid(hw, pe, self.num_extra_tokens, {})
+
+    def forward_blocks(self,
+                       x: torch.Tensor,
+                       grid: CeiTGrid,
+                       start: int = 0,
+                       stop: Optional[int] = None) -> torch.Tensor:
+        """Run blocks ``start .. stop - 1``, each with its layer-wise PE, and
+        keep each block's LCA token in ``grid.layer_tokens``."""
+        extra = grid.num_extra_tokens
+        for i in range(start, self.num_layers if stop is None else stop):
+            x = self.blocks[i](x, grid.pe.layers[i], grid.hw)
+            grid.layer_tokens[i] = (x[:, 0] if self.lca_tokens == 'cls' else
+                                    x[:, extra:].mean(1))
+        return x
+
+    def forward_tail(self, x: torch.Tensor, grid: CeiTGrid) -> torch.Tensor:
+        """The LCA over the per-layer tokens, the Last LN and, for MPVG, the
+        pooled Last-LN PE term: y = LN_last(LCA(t_1..t_L)) [+ term].
+
+        Args:
+            x (Tensor): x_L (unused: the LCA reads the per-layer tokens the
+                blocks left in ``grid``; kept for the contract).
+            grid (CeiTGrid): The grid of :meth:`forward_stem`, after
+                :meth:`forward_blocks` ran every block.
+
+        Returns:
+            Tensor: (B, 1, C), one pooled token.
+        """
+        missing = [i for i in range(self.num_layers)
+                   if i not in grid.layer_tokens]
+        if missing:
+            raise RuntimeError(f'The LCA needs the token of every block; '
+                               f'blocks {missing} have not run on this grid.')
+        tokens = torch.stack(
+            [grid.layer_tokens[i] for i in range(self.num_layers)], 1)
+        y = self.norm(self.lca(tokens))
+        if grid.pe.last is not None:
+            y = y + self._pooled_last_term(grid)
+        return y
+
+    def _pooled_last_term(self, grid: CeiTGrid) -> torch.Tensor:
+        if self.last_ln_pe_pooling == 'after_ln':
+            return grid.pe.last.mean(1, keepdim=True)
+        k = self.pe.last_ln_pe  # LN'_last(mean of pos_k)
+        pos_k = (self.pe.resize(grid.hw) if k == 0 else
+                 grid.pe.layers[self.pe.pe_blocks[k - 1]])
+        return self.pe.last_norm(pos_k.mean(1, keepdim=True))
+
+    def attention_norms(self) -> List[nn.Module]:
+        """LN_l of every block (the PE is added to its output)."""
+        return [block.norm1 for block in self.blocks]
+
+    @property
+    def last_ln(self) -> nn.Module:
+        """The Last LN, after the LCA (it normalises one token)."""
+        return self.norm
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
+        """Args:
+            x (Tensor): Images (B, C, H, W); any H, W.
+
+        Returns:
+            tuple[Tensor]: The pooled (B, C) output, or one (B, C, h, w) map
+            per entry of ``out_indices`` for 'featmap'.
+        """
+        x, grid = self.forward_stem(x)
+        if self.out_type != 'featmap':
+            x = self.forward_blocks(x, grid)
+            return (self.forward_tail(x, grid)[:, 0], )
+        outs, done = [], 0
+        for i in sorted(set(self.out_indices)):
+            x = self.forward_blocks(x, grid, done, i + 1)
+            done = i + 1
+            outs.append(x[:, grid.num_extra_tokens:].reshape(
+                x.shape[0], *grid.hw, -1).permute(0, 3, 1, 2))
+        return tuple(outs)
