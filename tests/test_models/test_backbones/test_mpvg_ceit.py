@@ -452,3 +452,27 @@ def test_pe_analysis_per_layer_maps_and_correlations(mode):
 def test_pe_analysis_with_the_last_ln(mode):
     from mmpvg.analysis import analyze_pe
     analyze_pe(build(mode), torch.randn(2, 3, 16, 16))
+
+
+def test_layer_decay_constructor_uses_get_layer_depth():
+    """mmpvg's LayerDecayOptimWrapperConstructor on a classifier with
+    MPVGCeiT: the lr of each parameter follows get_layer_depth."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='MPVGCeiT', arch=SMALL, img_size=16,
+                      pe_mode='mpvg'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=16)))
+    groups = build_optim_wrapper(model, dict(
+        optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05),
+        constructor='LayerDecayOptimWrapperConstructor',
+        paramwise_cfg=dict(layer_decay_rate=0.5))).optimizer.param_groups
+    lr = {g['param_name']: g['lr'] for g in groups}
+    L = SMALL['num_layers']
+    assert lr['backbone.stem.conv.weight'] == 0.5**(L + 1)
+    assert lr['backbone.pe.norms.2.weight'] == lr[
+        'backbone.blocks.2.mlp.conv1.weight'] == 0.5**(L - 2)
+    assert lr['backbone.lca.qkv.weight'] == lr['head.fc.weight'] == 1.0
