@@ -97,16 +97,23 @@ class TokenPerformer(nn.Module):
     def kernel_features(self, x: torch.Tensor) -> torch.Tensor:
         """phi(x) = exp(w x - |x|^2 / 2) / sqrt(m), shape (B, N, m)."""
         sq = (x * x).sum(dim=-1, keepdim=True) / 2
-        return torch.exp(x @ self.w.t() - sq) / math.sqrt(self.num_features)
+        return torch.exp(x @ self.w.t().to(x.dtype) - sq) / math.sqrt(
+            self.num_features)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         k, q, v = self.kqv(x).split(self.embed_dims, dim=-1)
-        kp, qp = self.kernel_features(k), self.kernel_features(q)
-        # linear attention: (B, m, C) summary of keys and values, O(N)
-        kv = kp.transpose(1, 2) @ v
-        norm = qp @ kp.sum(dim=1, keepdim=True).transpose(1, 2)  # (B, N, 1)
-        y = (qp @ kv) / (norm + self.eps)
-        return v + self.dp(self.proj(y))
+        # The exponential kernel overflows in half precision: under mixed
+        # precision the attention itself runs in float32.
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            k, q, v = k.to(dtype), q.to(dtype), v.to(dtype)
+            kp, qp = self.kernel_features(k), self.kernel_features(q)
+            # linear attention: an (B, m, C) summary of keys and values, O(N)
+            kv = kp.transpose(1, 2) @ v
+            # normaliser phi(q) . sum_t phi(k_t), shape (B, N, 1)
+            norm = qp @ kp.sum(dim=1, keepdim=True).transpose(1, 2)
+            y = (qp @ kv) / (norm + self.eps)
+        return (v + self.dp(self.proj(y.to(x.dtype)))).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args:

@@ -155,3 +155,30 @@ def test_dropout_only_in_training():
         assert torch.equal(a, b)
         c, _ = stem.train()(img)
     assert not torch.allclose(a, c)
+
+
+def test_mixed_precision_keeps_the_kernel_in_float32():
+    """exp(w q - |q|^2 / 2) reaches exp(m / 2) (e^16 for T2T-ViT-7's m = 32),
+    beyond float16: under autocast the attention runs in float32."""
+    torch.manual_seed(0)
+    layer = TokenPerformer(27, 64).eval()  # m = 32
+    seen = []
+    features = layer.kernel_features
+
+    def recording(x):
+        seen.append(x.dtype)
+        return features(x)
+
+    layer.kernel_features = recording
+    x = torch.randn(2, 50, 27)
+    with torch.no_grad():
+        ref = layer(x)
+        with torch.autocast('cpu', dtype=torch.float16):
+            mixed = layer(x)
+        # q = w_0 / 2 ... w_0: the kernel reaches exp(m / 2) at q = w_0
+        q = layer.w[:1, None] * torch.linspace(0, 1, 5)[:, None, None]
+        peak = features(q.float()).max() * math.sqrt(32)
+    assert seen == [torch.float32] * 4
+    assert torch.isfinite(mixed).all()
+    torch.testing.assert_close(mixed.float(), ref, rtol=0.02, atol=0.02)
+    assert peak > torch.finfo(torch.float16).max  # e^16 = 8.9e6
