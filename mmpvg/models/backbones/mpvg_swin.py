@@ -69,13 +69,16 @@ class SDPAWindowMSA(WindowMSA):
             2, 0, 3, 1, 4).unbind(0)
         bias = self.relative_position_bias_table[
             self.relative_position_index.view(-1)].view(N, N, h).permute(
-                2, 0, 1)  # (h, N, N)
+                2, 0, 1).unsqueeze(0)  # (1, h, N, N)
         if mask is not None:
-            # windows are batch-major: (B * nW) -> (B, nW), mask per window
+            # windows are batch-major, (B * nW); fold the windows into the
+            # head axis so that one (1, nW * h, N, N) mask broadcasts over
+            # the batch (4-D masks keep SDPA on its fused CPU/GPU kernels)
             nW = mask.shape[0]
-            q, k, v = (t.reshape(B_ // nW, nW, h, N, C // h)
+            q, k, v = (t.reshape(B_ // nW, nW * h, N, C // h)
                        for t in (q, k, v))
-            bias = bias.unsqueeze(0) + mask.unsqueeze(1).to(bias)
+            bias = (bias + mask.unsqueeze(1).to(bias)).reshape(
+                1, nW * h, N, N)
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.to(q.dtype),
             dropout_p=self.attn_drop.p if self.training else 0.,

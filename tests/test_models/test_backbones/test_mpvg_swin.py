@@ -424,3 +424,41 @@ def test_analysis_reports_stages():
         assert d['layers'][4]['stage'] == 2
         assert (a.cosine_ln_pe is not None) == (mode == 'mpvg')
         assert a.norm_map_before_ln.shape == (4, 4)
+
+
+def test_layer_decay_constructor_uses_the_swin_depths():
+    from mmengine.optim import build_optim_wrapper
+
+    import mmpvg  # noqa: F401
+    model = torch.nn.Module()
+    model.backbone = MPVGSwin(pe_mode='mpvg', **KW)
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+        constructor='LayerDecayOptimWrapperConstructor',
+        paramwise_cfg=dict(layer_decay_rate=0.5)))
+    lr_of = {id(p): g['lr'] for g in wrapper.optimizer.param_groups
+             for p in g['params']}
+    pe = model.backbone.pe
+    assert lr_of[id(pe.pos_embed)] == 1e-3 * 0.5**7  # depth 0 of 8
+    assert lr_of[id(pe.norms['3'].weight)] == 1e-3 * 0.5**3  # depth 4
+    assert lr_of[id(pe.last_norm.weight)] == 1e-3
+
+
+def test_inference_cache_and_checkpointing_keep_the_outputs():
+    m = build('mpvg')
+    img = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = m(img)[0]
+        m.pe.enable_inference_cache()
+        torch.testing.assert_close(m(img)[0], ref)
+        assert len(m.pe._cache) == 1
+        torch.testing.assert_close(m(img)[0], ref)
+    # gradient checkpointing of the blocks: same loss and gradients
+    torch.manual_seed(0)
+    a = build('pvg', seed=5).train()
+    b = build('pvg', seed=5, with_cp=True).train()
+    b.load_state_dict(a.state_dict())
+    for m in (a, b):
+        m(img)[0].square().mean().backward()
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
