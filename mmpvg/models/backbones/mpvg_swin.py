@@ -190,10 +190,14 @@ class MPVGSwin(SwinTransformer, PEBackbone):
             Defaults to False.
         pad_small_map (bool): As mmpretrain's Swin (pad maps smaller than the
             window). Defaults to False.
-        norm_cfg (dict): Config of the output norms ``norm{i}`` and of the
-            PE LayerNorms (the blocks' own norms are mmpretrain's LN; with
-            ``None`` the output norms are identities and the PE LayerNorms
-            LN). Defaults to ``dict(type='LN')``.
+        norm_cfg (dict): Config of the output norms ``norm{i}`` (the
+            blocks' own norms are mmpretrain's LN); ``None`` makes them
+            identities. Defaults to ``dict(type='LN')``.
+        pe_norm_cfg (dict, optional): Config of the PE LayerNorms LN'_l and
+            LN'_last. The paper gives none for Swin (a reading): ``None``
+            uses ``norm_cfg`` (``dict(type='LN')`` if that is ``None``),
+            i.e. Swin's LayerNorm with eps 1e-5, where the DeiT models use
+            eps 1e-6.
         patch_cfg (dict): Extra config of the patch embedding.
         init_cfg (dict, optional): Initialization config.
     """
@@ -221,6 +225,7 @@ class MPVGSwin(SwinTransformer, PEBackbone):
                  norm_eval: bool = False,
                  pad_small_map: bool = False,
                  norm_cfg: Optional[dict] = dict(type='LN'),
+                 pe_norm_cfg: Optional[dict] = None,
                  patch_cfg: dict = dict(),
                  init_cfg: Optional[dict] = None):
         if pe_mode == 'cls':
@@ -282,7 +287,7 @@ class MPVGSwin(SwinTransformer, PEBackbone):
             first_block=sw['pe_first_block'],
             hierarchical=sw['hierarchical_pe'],
             last_ln_pe=last_k,
-            norm_cfg=norm_cfg or dict(type='LN'),
+            norm_cfg=pe_norm_cfg or norm_cfg or dict(type='LN'),
             init_std=0.02,
             interpolate_mode=interpolate_mode)
         self._register_load_state_dict_pre_hook(self._read_abs_pos_embed)

@@ -154,6 +154,10 @@ def test_pe_layernorms_per_mode_and_widths():
                 for b in expected] == widths[:len(expected)]
         assert (m.pe.last_norm is not None) == last
     assert build('mpvg').pe.last_norm.weight.numel() == 64
+    assert build('mpvg').pe.last_norm.eps == 1e-5  # Swin's LayerNorm
+    m = build('mpvg', pe_norm_cfg=dict(type='LN', eps=1e-6))
+    assert m.pe.norms['0'].eps == m.pe.last_norm.eps == 1e-6
+    assert m.norm2.eps == 1e-5
     assert build('mpvg').pe.pos_embed.shape == (1, 256, 16)
     # the merges are shared: the PE adds no merge parameters
     pvg, gap = MPVGSwin(pe_mode='pvg', **KW), MPVGSwin(pe_mode='gap', **KW)
