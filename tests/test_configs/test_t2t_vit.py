@@ -147,3 +147,45 @@ def test_in1k_weight_decay_rule():
     model, _, groups = _groups('mpvg/t2t-vit-7-pvg_8xb64_in1k.py')
     assert {lr for lr, _ in groups.values()} == {1e-3}
     check_decay({n: wd for n, (_, wd) in groups.items()}, model, 0.03)
+
+
+def test_finetune_pipelines_give_224_crops():
+    import numpy as np
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import TRANSFORMS
+    init_default_scope('mmpretrain')
+    cfg = _load(FT[0])
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        pipeline = Compose(
+            [TRANSFORMS.build(t) for t in loader.dataset.pipeline])
+        img = np.random.randint(0, 255, (32, 32, 3), np.uint8)
+        out = pipeline(dict(img=img, gt_label=3))
+        assert out['inputs'].shape == (3, 224, 224)
+
+
+def test_finetune_starts_from_the_imagenet_backbone(tmp_path):
+    """The fine-tuning leaf loads the backbone of the ImageNet checkpoint of
+    its mode (prefix 'backbone.') and starts a new 100-class head."""
+    import torch
+    src_cfg = _load('mpvg/t2t-vit-7-pvg_8xb64_in1k.py')
+    src_cfg.model.backbone.arch = TINY
+    src_cfg.model.head.in_channels = 32
+    torch.manual_seed(0)
+    src = build_model(src_cfg)
+    with torch.no_grad():
+        for p in src.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p))
+    path = str(tmp_path / 'epoch_310.pth')
+    torch.save({'state_dict': src.state_dict(), 'meta': {}}, path)
+
+    cfg = _load('mpvg/t2t-vit-7-pvg_1xb128_cifar100-ft.py')
+    cfg.model.backbone.arch = TINY
+    cfg.model.backbone.init_cfg.checkpoint = path
+    cfg.model.head.in_channels = 32
+    model = build_model(cfg)
+    model.init_weights()
+    for name, value in src.backbone.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[name], value)
+    assert model.head.fc.weight.shape == (100, 32)
