@@ -13,7 +13,6 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from mmpvg.utils.grid import token_grid
 from .backbones import MPVGViT
 
 
@@ -57,7 +56,7 @@ def fold_last_ln_pe(classifier: nn.Module,
         raise ValueError('fold_last_ln_pe needs a head with a linear `fc` '
                          f'taking {backbone.embed_dims} features.')
     grid = (backbone.patch_resolution if img_size is None else
-            token_grid(img_size, backbone.patch_size))
+            backbone.token_grid(img_size))
     term = backbone.pe(grid).last.mean(dim=1)[0]  # (C,)
     shift = fc.weight @ term
     if fc.bias is None:

@@ -29,7 +29,6 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
-from mmpvg.utils.grid import token_grid
 from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
                       PositionEmbeddings, T2TModule, TransformerBlock,
                       resolve_pe_switches)
@@ -206,7 +205,7 @@ class MPVGViT(BaseModule, PEBackbone):
         self.img_size = to_2tuple(
             s['img_size'] if img_size is None else img_size)
         stem = self._build_stem(in_channels, patch_size, norm_cfg)
-        self.patch_resolution = self.token_grid(self.img_size, stem)
+        self.patch_resolution = stem.token_grid(self.img_size)
 
         self.pe_mode = pe_mode
         switches = resolve_pe_switches(
@@ -339,19 +338,10 @@ class MPVGViT(BaseModule, PEBackbone):
         self.patch_size = (stem.stride, stem.stride)
         return stem
 
-    def token_grid(self, img_size, stem: Optional[nn.Module] = None
-                   ) -> Tuple[int, int]:
-        """The token grid (h, w) of an input size, as the stem gives it.
-
-        Args:
-            img_size (int | tuple): Input size S or (H, W).
-            stem (nn.Module, optional): The stem; defaults to
-                ``patch_embed``.
-        """
-        stem = self.patch_embed if stem is None else stem
-        if isinstance(stem, T2TModule):
-            return stem.token_grid(img_size)
-        return token_grid(img_size, self.patch_size)
+    def token_grid(self, img_size) -> Tuple[int, int]:
+        """The token grid (h, w) of an input size S or (H, W), as the stem
+        gives it."""
+        return self.patch_embed.token_grid(img_size)
 
     def _sinusoid_offset(self, pos_embed_type, skip_cls_row) -> int:
         """Rows of the sinusoidal table pos_0 skips (see

@@ -5,12 +5,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.utils import to_2tuple
 
+from mmpvg.utils.grid import token_grid
+
 
 class PatchEmbed(nn.Module):
     """Conv patch embedding; pads bottom/right to a multiple of the patch.
 
-    The token grid of an image is therefore
-    :func:`mmpvg.utils.grid.token_grid` ``(img_size, patch_size)``.
+    The token grid of an image is therefore ``ceil(size / patch)`` per side
+    (:meth:`token_grid`).
 
     Args:
         in_channels (int): Image channels.
@@ -23,6 +25,10 @@ class PatchEmbed(nn.Module):
         self.patch_size = to_2tuple(patch_size)
         self.proj = nn.Conv2d(
             in_channels, embed_dims, self.patch_size, stride=self.patch_size)
+
+    def token_grid(self, img_size):
+        """The token grid (h, w) of an image size S or (H, W)."""
+        return token_grid(img_size, self.patch_size)
 
     def forward(self, x: torch.Tensor):
         """Args:
