@@ -84,11 +84,12 @@ class I2T(nn.Module):
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.patch_embed = PatchEmbed(stem_channels, embed_dims, patch_size)
 
-    @staticmethod
-    def grid_of(img_size: Sequence[int], patch_size) -> Tuple[int, int]:
-        """Token grid of an image: the conv and the pool each give
-        ceil(size / 2), the patch embedding ceil(. / patch)."""
-        return token_grid(img_size, [4 * p for p in to_2tuple(patch_size)])
+    def token_grid(self, img_size) -> Tuple[int, int]:
+        """The token grid (h, w) of an image size S or (H, W): the conv and
+        the pool each give ceil(size / 2), the patch embedding
+        ceil(. / patch)."""
+        patch = self.patch_embed.patch_size
+        return token_grid(img_size, [4 * p for p in patch])
 
     def forward(self, img: torch.Tensor):
         """Returns (tokens (B, h * w, C), (h, w))."""
@@ -206,7 +207,10 @@ class MPVGCeiT(BaseModule, PEBackbone):
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
         self.img_size = to_2tuple(img_size)
-        self.patch_resolution = I2T.grid_of(self.img_size, s['patch_size'])
+
+        self.stem = I2T(in_channels, s['stem_channels'], self.embed_dims,
+                        s['patch_size'], conv_norm_cfg)
+        self.patch_resolution = self.stem.token_grid(self.img_size)
 
         if out_type is not None and out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type={out_type!r} is not supported; '
@@ -245,8 +249,6 @@ class MPVGCeiT(BaseModule, PEBackbone):
         self.frozen_stages = frozen_stages
         self.final_norm = final_norm
 
-        self.stem = I2T(in_channels, s['stem_channels'], self.embed_dims,
-                        s['patch_size'], conv_norm_cfg)
         self.cls_token = (
             nn.Parameter(torch.zeros(1, 1, self.embed_dims))
             if self.with_cls_token else None)
@@ -342,6 +344,10 @@ class MPVGCeiT(BaseModule, PEBackbone):
                     f'{self.num_layers} blocks.')
             parsed.append(index % self.num_layers)
         return parsed
+
+    def token_grid(self, img_size) -> Tuple[int, int]:
+        """The token grid (h, w) of an input size S or (H, W)."""
+        return self.stem.token_grid(img_size)
 
     # ------------------------------------------------------------------ #
     # init / freezing / layer depth

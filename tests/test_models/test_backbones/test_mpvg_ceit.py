@@ -282,12 +282,11 @@ def test_featmap_outputs_are_the_blocks_patch_tokens():
 
 @pytest.mark.parametrize('size', [(16, 16), (17, 30), (33, 9), (224, 224)])
 def test_any_input_size_gives_the_grid_the_model_computes(size):
-    from mmpvg.models.backbones.mpvg_ceit import I2T
     m = build('mpvg', out_type='featmap')
     with torch.no_grad():
         out, = m(torch.randn(1, 3, *size))
-    assert tuple(out.shape[-2:]) == I2T.grid_of(size, 1)
-    assert I2T.grid_of((224, 224), 4) == (14, 14)
+    assert tuple(out.shape[-2:]) == m.token_grid(size)
+    assert MPVGCeiT(pe_mode='cls').token_grid(224) == (14, 14)
 
 
 def test_stem_blocks_tail_compose_to_forward_and_tail_needs_all_blocks():
