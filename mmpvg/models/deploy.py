@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from .backbones import MPVGViT
+from .backbones import PEBackbone
 
 
 @torch.no_grad()
@@ -27,9 +27,10 @@ def fold_last_ln_pe(classifier: nn.Module,
 
     Args:
         classifier (nn.Module): An mmpretrain ``ImageClassifier`` whose
-            backbone is :class:`MPVGViT` with a Last-LN PE and
-            ``out_type='avg_featmap'``, and whose head has a linear ``fc``
-            (e.g. ``LinearClsHead``).
+            backbone is an mmpvg backbone family (:class:`PEBackbone`: the
+            plain ViT, T2T-ViT, CeiT, ...) with a Last-LN PE and a pooled
+            output, and whose head has a linear ``fc`` (e.g.
+            ``LinearClsHead``).
         img_size (int | tuple, optional): Input size the fold is exact for.
             Defaults to the backbone's ``img_size``.
 
@@ -38,30 +39,23 @@ def fold_last_ln_pe(classifier: nn.Module,
     """
     backbone = getattr(classifier, 'backbone', None)
     fc = getattr(getattr(classifier, 'head', None), 'fc', None)
-    if not isinstance(backbone, MPVGViT):
-        raise TypeError('fold_last_ln_pe needs a classifier with an MPVGViT '
-                        f'backbone, got {type(backbone).__name__}.')
+    if not isinstance(backbone, PEBackbone):
+        raise TypeError('fold_last_ln_pe needs a classifier with an mmpvg '
+                        'backbone (MPVGViT or another PEBackbone family), '
+                        f'got {type(backbone).__name__}.')
     if not backbone.pe.has_last_term:
         raise ValueError(
-            f'Nothing to fold: this MPVGViT (pe_mode={backbone.pe_mode!r}) '
-            'has no Last-LN PE term.')
-    if backbone.out_type != 'avg_featmap' or backbone.out_indices != [
-            backbone.num_layers - 1]:
-        raise ValueError(
-            'The Last-LN PE term is a constant only after GAP of the last '
-            "block: folding needs out_type='avg_featmap' and out_indices=-1, "
-            f'got out_type={backbone.out_type!r}, '
-            f'out_indices={backbone.out_indices}.')
-    if not isinstance(fc, nn.Linear) or fc.in_features != backbone.embed_dims:
+            f'Nothing to fold: this {type(backbone).__name__} '
+            f'(pe_mode={backbone.pe_mode!r}) has no Last-LN PE term.')
+    term = backbone.pooled_last_term(img_size)  # (C,); checks the structure
+    if not isinstance(fc, nn.Linear) or fc.in_features != term.numel():
         raise ValueError('fold_last_ln_pe needs a head with a linear `fc` '
-                         f'taking {backbone.embed_dims} features.')
-    grid = (backbone.patch_resolution if img_size is None else
-            backbone.token_grid(img_size))
-    term = backbone.pe(grid).last.mean(dim=1)[0]  # (C,)
+                         f'taking {term.numel()} features.')
     shift = fc.weight @ term
     if fc.bias is None:
         fc.bias = nn.Parameter(shift)
     else:
         fc.bias.add_(shift)
     backbone.pe.remove_last_term()
-    return grid
+    return (backbone.patch_resolution if img_size is None else
+            backbone.token_grid(img_size))

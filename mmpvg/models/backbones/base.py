@@ -37,6 +37,10 @@ class PEBackbone:
         attention_norms() -> list of modules: LN_l of every block, whose
             output is the attention input the layer-wise PE is added to.
         last_ln (property): the Last LN module.
+        pooled_last_term(img_size=None) -> (C,) tensor: what MPVG's Last-LN
+            PE term adds to the pooled output at that input size, a
+            constant (the deploy fold moves it into the head bias); a
+            ValueError where the output is not pooled or there is no term.
     """
 
     pe_mode: str
@@ -63,4 +67,7 @@ class PEBackbone:
 
     @property
     def last_ln(self) -> nn.Module:
+        raise NotImplementedError
+
+    def pooled_last_term(self, img_size=None) -> torch.Tensor:
         raise NotImplementedError

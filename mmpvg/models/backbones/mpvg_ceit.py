@@ -485,6 +485,21 @@ class MPVGCeiT(BaseModule, PEBackbone):
             y = y + self._pooled_last_term(grid)
         return y
 
+    def pooled_last_term(self, img_size=None) -> torch.Tensor:
+        """What MPVG's Last-LN term adds to the pooled output at an input
+        size (default ``img_size``): a constant, (C,)."""
+        if not self.pe.has_last_term:
+            raise ValueError(
+                f'This MPVGCeiT (pe_mode={self.pe_mode!r}) has no Last-LN PE '
+                'term.')
+        if self.out_type == 'featmap':
+            raise ValueError("The Last-LN PE term meets the pooled LCA token; "
+                             "out_type='featmap' has none.")
+        hw = (self.patch_resolution if img_size is None else
+              self.token_grid(img_size))
+        grid = CeiTGrid(hw, self.pe(hw), self.num_extra_tokens, {})
+        return self._pooled_last_term(grid)[0, 0]
+
     def _pooled_last_term(self, grid: CeiTGrid) -> torch.Tensor:
         if self.last_ln_pe_pooling == 'after_ln':
             return grid.pe.last.mean(1, keepdim=True)

@@ -530,6 +530,24 @@ class MPVGViT(BaseModule, PEBackbone):
     def last_ln(self) -> nn.Module:
         return self.norm
 
+    def pooled_last_term(self, img_size=None) -> torch.Tensor:
+        """GAP of LN'_last(pos_k) at an input size (default ``img_size``):
+        the constant MPVG's Last-LN term adds to the pooled output."""
+        if not self.pe.has_last_term:
+            raise ValueError(
+                f'This {type(self).__name__} (pe_mode={self.pe_mode!r}) has '
+                'no Last-LN PE term.')
+        if self.out_type != 'avg_featmap' or self.out_indices != [
+                self.num_layers - 1]:
+            raise ValueError(
+                'The Last-LN PE term is a constant only after GAP of the '
+                "last block: it needs out_type='avg_featmap' and "
+                f'out_indices=-1, got out_type={self.out_type!r}, '
+                f'out_indices={self.out_indices}.')
+        hw = (self.patch_resolution if img_size is None else
+              self.token_grid(img_size))
+        return self.pe(hw).last.mean(dim=1)[0]
+
     def forward_features(self, img: torch.Tensor,
                          indices: Optional[Sequence[int]] = None
                          ) -> Tuple[List[torch.Tensor], TokenGrid]:

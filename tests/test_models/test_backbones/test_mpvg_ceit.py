@@ -475,3 +475,27 @@ def test_layer_decay_constructor_uses_get_layer_depth():
     assert lr['backbone.pe.norms.2.weight'] == lr[
         'backbone.blocks.2.mlp.conv1.weight'] == 0.5**(L - 2)
     assert lr['backbone.lca.qkv.weight'] == lr['head.fc.weight'] == 1.0
+
+
+def test_fold_last_ln_pe_gives_the_same_logits():
+    """MPVG's pooled Last-LN term is a constant after the LCA: the deploy
+    fold moves it into the head bias, for both pooling readings."""
+    import torch.nn as nn
+
+    from mmpvg.models import fold_last_ln_pe
+    for pooling in ('after_ln', 'before_ln'):
+        model = nn.Module()
+        model.backbone = build('mpvg', last_ln_pe_pooling=pooling)
+        model.head = nn.Module()
+        model.head.fc = nn.Linear(SMALL['embed_dims'], 5)
+        img = torch.randn(2, 3, 16, 16)
+
+        def logits():
+            return model.head.fc(model.backbone(img)[0])
+
+        with torch.no_grad():
+            before = logits()
+            fold_last_ln_pe(model)
+            assert not model.backbone.pe.has_last_term
+            torch.testing.assert_close(logits(), before, rtol=1e-5,
+                                       atol=1e-5)

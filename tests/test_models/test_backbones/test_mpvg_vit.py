@@ -519,7 +519,7 @@ def test_adapter_is_not_a_plain_backbone():
             self.head = torch.nn.Module()
             self.head.fc = torch.nn.Linear(32, 3)
 
-    with pytest.raises(TypeError, match='MPVGViT backbone'):
+    with pytest.raises(TypeError, match='needs a classifier with an mmpvg'):
         fold_last_ln_pe(Classifier())
     # it accepts no argument it would ignore
     for name in ('out_type', 'out_indices', 'with_cls_token'):
