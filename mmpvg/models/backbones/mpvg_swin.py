@@ -37,6 +37,7 @@ from mmpretrain.models.backbones.swin_transformer import SwinTransformer
 from mmpretrain.models.utils.attention import WindowMSA
 
 from mmpvg.registry import register_model
+from mmpvg.utils.grid import token_grid
 from ..layers import (LayerwisePositionEmbedding, PositionEmbeddings,
                       resolve_pe_switches)
 from .base import PEBackbone
@@ -507,6 +508,22 @@ class MPVGSwin(SwinTransformer, PEBackbone):
         if grid.pe.last is not None:
             x = x + grid.pe.last
         return x
+
+    def token_grid(self, img_size) -> Tuple[int, int]:
+        """The first stage's token grid of an input size S or (H, W): the
+        patch embedding pads to whole patches (adaptive 'corner' padding)."""
+        return token_grid(img_size, self.patch_embed.projection.stride)
+
+    def pooled_last_term(self, img_size=None) -> torch.Tensor:
+        """GAP of LN'_last(pos_k) on the last grid at an input size
+        (default ``img_size``): the constant MPVG's Last-LN term adds to what
+        a GAP neck pools from the last stage."""
+        if not self.pe.has_last_term:
+            raise ValueError(f'This MPVGSwin (pe_mode={self.pe_mode!r}) has '
+                             'no Last-LN PE term.')
+        hw = (self.patch_resolution if img_size is None else
+              self.token_grid(img_size))
+        return self.pe(hw, self.pe_transitions()).last.mean(dim=1)[0]
 
     def attention_norms(self) -> List[nn.Module]:
         """LN_1 of every block (the PE is added to its output)."""

@@ -466,3 +466,29 @@ def test_inference_cache_and_checkpointing_keep_the_outputs():
         m(img)[0].square().mean().backward()
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_fold_last_ln_pe_gives_the_same_logits():
+    """After GAP of the last stage, MPVG's Last-LN term is a constant: the
+    deploy fold moves it into the head bias (at the default grid and at
+    another input size)."""
+    import torch.nn as nn
+
+    from mmpvg.models import fold_last_ln_pe
+    for size in (None, (64, 96)):
+        model = nn.Module()
+        model.backbone = build('mpvg')
+        model.head = nn.Module()
+        model.head.fc = nn.Linear(64, 3)
+        img = torch.randn(2, 3, *(size or (64, 64)))
+
+        def logits():
+            return model.head.fc(model.backbone(img)[-1].mean((2, 3)))
+
+        with torch.no_grad():
+            before = logits()
+            grid = fold_last_ln_pe(model, img_size=size)
+            assert grid == ((16, 16) if size is None else (16, 24))
+            assert not model.backbone.pe.has_last_term
+            torch.testing.assert_close(logits(), before, rtol=1e-5,
+                                       atol=1e-5)
