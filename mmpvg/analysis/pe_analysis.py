@@ -397,7 +397,9 @@ def _walk(backbone: PEBackbone, images: torch.Tensor, acc: _Accumulator,
     acc.add('norm_before', patches.norm(dim=-1))
     mean_before = patches.mean(1)
     acc.add('avg_before', mean_before)
-    if bb.final_norm:
+    # the per-token measurements need a Last LN over the tokens; CeiT's
+    # normalises the one token its layer-wise class attention pools
+    if bb.final_norm and _per_token_last_ln(last_ln[0], x):
         y_patches = last_ln[0][:, extra:]
         acc.add('norm_after', y_patches.norm(dim=-1))
         mean_after = y_patches.mean(1)
@@ -412,6 +414,10 @@ def _walk(backbone: PEBackbone, images: torch.Tensor, acc: _Accumulator,
             acc.extend('cos_ln_pe', torch.nn.functional.cosine_similarity(
                 mean_before.double(), mean_after_pe.double(), dim=-1))
     return grid.stage_hw, grid.pe
+
+
+def _per_token_last_ln(last_ln_out: torch.Tensor, x: torch.Tensor) -> bool:
+    return last_ln_out.ndim == 3 and last_ln_out.shape[1] == x.shape[1]
 
 
 @torch.no_grad()
@@ -504,6 +510,13 @@ def analyze_pe(backbone: PEBackbone,
     if not bb.final_norm:
         notes['last_ln'] = ('final_norm=False: the model has no Last LN; only '
                             'the norm map before it is reported.')
+    elif acc.mean('norm_after', count) is None:
+        notes['last_ln'] = (
+            'The Last LN normalises a pooled token (e.g. the output of '
+            "CeiT's layer-wise class attention), not each token: the norm "
+            'maps after it and the cosines of the token average do not '
+            'apply; only the norm map before it and the bias variance are '
+            'reported.')
     cosine_ln = _cosine_stats(acc.cat('cos_ln'), acc.mean('avg_before', count),
                               acc.mean('avg_after', count))
     cosine_ln_pe = _cosine_stats(acc.cat('cos_ln_pe'),

@@ -430,8 +430,7 @@ def test_registered_and_light():
 @pytest.mark.parametrize('mode', ['lape', 'pvg'])
 def test_pe_analysis_per_layer_maps_and_correlations(mode):
     """The per-layer part of the analysis (the paper's Fig. 2/4) on CeiT.
-    final_norm=False: the analysis' Last-LN part assumes a per-token Last LN
-    (see the xfail below)."""
+    (final_norm=False: no Last LN.)"""
     from mmpvg.analysis import analyze_pe, layer_pe_map
     m = build(mode, final_norm=False)
     result = analyze_pe(m, torch.randn(5, 3, 16, 16), batch_size=2)
@@ -444,13 +443,20 @@ def test_pe_analysis_per_layer_maps_and_correlations(mode):
                                layer_pe_map(m, 2).double())
 
 
-@pytest.mark.xfail(reason='mmpvg.analysis reshapes the Last-LN output to '
-                   'the h x w token grid; CeiT\'s Last LN normalises the one '
-                   'LCA token (reported to the lead)')
 @pytest.mark.parametrize('mode', ['lape', 'pvg', 'mpvg'])
 def test_pe_analysis_with_the_last_ln(mode):
+    """CeiT's Last LN normalises the one pooled LCA token: the analysis
+    reports what applies (bias variance, the norm map before it) and says
+    why the per-token parts are absent."""
     from mmpvg.analysis import analyze_pe
-    analyze_pe(build(mode), torch.randn(2, 3, 16, 16))
+    m = build(mode)
+    result = analyze_pe(m, torch.randn(2, 3, 16, 16))
+    assert result.norm_map_before_ln.shape == (4, 4)
+    assert result.norm_map_after_ln is None and result.cosine_ln is None
+    assert result.norm_map_after_ln_pe is None
+    assert 'normalises a pooled token' in result.notes['last_ln']
+    assert result.last_ln_bias_variance == pytest.approx(
+        float(m.norm.bias.double().var(unbiased=False)))
 
 
 def test_layer_decay_constructor_uses_get_layer_depth():
