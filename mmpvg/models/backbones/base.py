@@ -12,6 +12,9 @@ from typing import Any, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
 
 
 class PEBackbone:
@@ -71,3 +74,152 @@ class PEBackbone:
 
     def pooled_last_term(self, img_size=None) -> torch.Tensor:
         raise NotImplementedError
+
+
+class PlainViTBase(BaseModule, PEBackbone):
+    """What every single-stage ViT family shares (the plain ViT, T2T-ViT,
+    CeiT): a stem, an optional class token, pos_0 through the PE module, a
+    list of ``blocks`` whose ``norm1`` is LN_l, a Last LN ``norm``; block
+    indices, init, freezing, layer depths and loading a class-token
+    checkpoint into a model without one.
+
+    A subclass builds ``self.<STEM>`` (a module with ``token_grid``),
+    ``cls_token`` (a parameter or None), ``pe``, ``pos_drop``, ``blocks``
+    and ``norm``, sets ``num_layers``, ``num_extra_tokens`` and
+    ``frozen_stages``, and calls :meth:`_init_parameters`,
+    :meth:`_freeze_stages` and :meth:`_register_cls_token_hook` at the end
+    of its ``__init__``.
+    """
+    STEM = 'patch_embed'  # the attribute holding the stem (depth 0)
+
+    # -- arguments --------------------------------------------------------
+    def _parse_indices(self, indices, name: str = 'out_indices') -> List[int]:
+        """Block indices (an int or a sequence; negative from the end)."""
+        if isinstance(indices, int):
+            indices = [indices]
+        parsed = []
+        for index in indices:
+            if not -self.num_layers <= index < self.num_layers:
+                raise ValueError(
+                    f'{name} entry {index} is out of range for '
+                    f'{self.num_layers} blocks.')
+            parsed.append(index % self.num_layers)
+        return parsed
+
+    def token_grid(self, img_size) -> Tuple[int, int]:
+        """The token grid (h, w) of an input size S or (H, W), as the stem
+        gives it."""
+        return getattr(self, self.STEM).token_grid(img_size)
+
+    # -- init, loading ----------------------------------------------------
+    def _init_parameters(self):
+        """DeiT/LaPE init: trunc-normal(0.02) Linear with zero bias, LN 1/0,
+        class token trunc-normal(0.02); pos_0 is initialised by the PE
+        module, convolutions keep PyTorch's init."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=0.02)
+
+    def _register_cls_token_hook(self):
+        self._register_load_state_dict_pre_hook(self._drop_cls_token_on_load)
+
+    def _drop_cls_token_on_load(self, state_dict, prefix, *args, **kwargs):
+        """A class-token checkpoint's ``cls_token`` has no place in a model
+        without one; its PE row is dropped by the PE module."""
+        name = prefix + 'cls_token'
+        if self.cls_token is None and name in state_dict:
+            state_dict.pop(name)
+            print_log(f'{name}: dropped from the checkpoint, this model runs '
+                      'without class token.', logger='current')
+
+    # -- freezing, layer depth ---------------------------------------------
+    def _tail_modules(self) -> List[nn.Module]:
+        """What follows the blocks (frozen with the last block)."""
+        return [self.norm]
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        frozen = [getattr(self, self.STEM), self.pos_drop]
+        for i in range(self.frozen_stages):
+            frozen.append(self.blocks[i])
+            if self.pe.norm_of(i) is not None:
+                frozen.append(self.pe.norm_of(i))
+        if self.frozen_stages == self.num_layers:
+            frozen += self._tail_modules()
+            if self.pe.has_last_term:
+                frozen.append(self.pe.last_norm)
+        return frozen
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        self.pe.pos_embed.requires_grad = False
+        if self.cls_token is not None:
+            self.cls_token.requires_grad = False
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Set train/eval mode; frozen stages (their BN too) stay in eval."""
+        super().train(mode)
+        if mode:
+            for m in self._frozen_modules():
+                m.eval()
+        return self
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        """Layer depth of a parameter, for layer-wise lr decay.
+
+        The stem, the class token and pos_0 are depth 0, block ``i`` and its
+        PE LayerNorm depth ``i + 1``; what follows the blocks (the Last LN,
+        the Last-LN PE norm, CeiT's LCA) and anything outside the backbone
+        the last depth.
+
+        Returns:
+            tuple[int, int]: The depth and the number of depths (L + 2).
+        """
+        num_depths = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return num_depths - 1, num_depths
+        name = param_name[len(prefix):]
+        head = name.split('.', 1)[0]
+        if head in ('cls_token', self.STEM):
+            return 0, num_depths
+        if head == 'blocks':
+            return int(name.split('.')[1]) + 1, num_depths
+        if head == 'pe':
+            block = self.pe.block_of(name[len('pe.'):])
+            if block == 'input':
+                return 0, num_depths
+            if isinstance(block, int):
+                return block + 1, num_depths
+        return num_depths - 1, num_depths
+
+    # -- forward pieces ------------------------------------------------------
+    def _embed(self, x: torch.Tensor, hw) -> Tuple[torch.Tensor, Any]:
+        """The stem's tokens with the class token and pos_0 at the input
+        (as the mode says), and every PE of the grid (once per batch)."""
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        pe = self.pe(hw)
+        if pe.input is not None:
+            x = x + pe.input
+        return self.pos_drop(x), pe
+
+    def attention_norms(self) -> List[nn.Module]:
+        """LN_l of every block (the PE is added to its output)."""
+        return [block.norm1 for block in self.blocks]
+
+    @property
+    def last_ln(self) -> nn.Module:
+        return self.norm

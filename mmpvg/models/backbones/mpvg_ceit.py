@@ -23,8 +23,6 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
@@ -34,7 +32,7 @@ from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
                       resolve_pe_switches)
 from ..layers.layer_class_attention import LayerClassAttention
 from ..layers.leff import LeFF
-from .base import PEBackbone
+from .base import PlainViTBase
 
 
 class CeiTGrid(NamedTuple):
@@ -97,7 +95,7 @@ class I2T(nn.Module):
 
 
 @register_model()
-class MPVGCeiT(BaseModule, PEBackbone):
+class MPVGCeiT(PlainViTBase):
     """CeiT with the position-embedding structures of MPVG.
 
     Args:
@@ -159,6 +157,7 @@ class MPVGCeiT(BaseModule, PEBackbone):
         interpolate_mode (str): PE interpolation mode. Defaults to 'bicubic'.
         init_cfg (dict, optional): Initialization config.
     """
+    STEM = 'stem'
     arch_zoo = {
         **dict.fromkeys(['t', 'tiny', 'ceit-tiny'], dict(
             embed_dims=192, num_layers=12, num_heads=3,
@@ -291,6 +290,7 @@ class MPVGCeiT(BaseModule, PEBackbone):
 
         self._init_parameters()
         self._freeze_stages()
+        self._register_cls_token_hook()
 
     # ------------------------------------------------------------------ #
     # argument parsing
@@ -333,98 +333,11 @@ class MPVGCeiT(BaseModule, PEBackbone):
                 "'mpvg').")
         return lca_tokens
 
-    def _parse_indices(self, indices) -> List[int]:
-        if isinstance(indices, int):
-            indices = [indices]
-        parsed = []
-        for index in indices:
-            if not -self.num_layers <= index < self.num_layers:
-                raise ValueError(
-                    f'out_indices entry {index} is out of range for '
-                    f'{self.num_layers} blocks.')
-            parsed.append(index % self.num_layers)
-        return parsed
-
-    def token_grid(self, img_size) -> Tuple[int, int]:
-        """The token grid (h, w) of an input size S or (H, W)."""
-        return self.stem.token_grid(img_size)
-
     # ------------------------------------------------------------------ #
     # init / freezing / layer depth
     # ------------------------------------------------------------------ #
-    def _init_parameters(self):
-        """DeiT init for Linear (trunc-normal 0.02, zero bias) and LN (1/0);
-        convolutions keep PyTorch's default, BN 1/0; the class token is
-        trunc-normal 0.02, the LCA layer embedding zero."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if self.cls_token is not None:
-            trunc_normal_(self.cls_token, std=0.02)
-
-    def _frozen_modules(self):
-        if self.frozen_stages < 0:
-            return []
-        frozen = [self.stem, self.pos_drop]
-        for i in range(self.frozen_stages):
-            frozen.append(self.blocks[i])
-            if self.pe.norm_of(i) is not None:
-                frozen.append(self.pe.norm_of(i))
-        if self.frozen_stages == self.num_layers:
-            frozen += [self.lca, self.norm]
-            if self.pe.has_last_term:
-                frozen.append(self.pe.last_norm)
-        return frozen
-
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        self.pe.pos_embed.requires_grad = False
-        if self.cls_token is not None:
-            self.cls_token.requires_grad = False
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train/eval mode; frozen stages (their BN too) stay in eval."""
-        super().train(mode)
-        if mode:
-            for m in self._frozen_modules():
-                m.eval()
-        return self
-
-    def get_layer_depth(self, param_name: str, prefix: str = ''):
-        """Layer depth of a parameter, for layer-wise lr decay.
-
-        The stem (I2T, class token, pos_0) is depth 0, block ``i`` and its
-        PE LayerNorm are depth ``i + 1``; the LCA, the Last LN, the Last-LN
-        PE norm and anything outside the backbone are the last depth.
-
-        Returns:
-            tuple[int, int]: The depth and the number of depths (L + 2).
-        """
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name == 'cls_token' or name.startswith('stem.'):
-            return 0, num_depths
-        if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        if name.startswith('pe.'):
-            block = self.pe.block_of(name[len('pe.'):])
-            if block == 'input':
-                return 0, num_depths
-            if isinstance(block, int):
-                return block + 1, num_depths
-        return num_depths - 1, num_depths
+    def _tail_modules(self) -> List[nn.Module]:
+        return [self.lca, self.norm]
 
     # ------------------------------------------------------------------ #
     # forward (the PEBackbone contract)
@@ -439,12 +352,8 @@ class MPVGCeiT(BaseModule, PEBackbone):
             what the blocks and the tail need.
         """
         x, hw = self.stem(img)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
-        pe = self.pe(hw)
-        if pe.input is not None:
-            x = x + pe.input
-        return self.pos_drop(x), CeiTGrid(hw, pe, self.num_extra_tokens, {})
+        x, pe = self._embed(x, hw)
+        return x, CeiTGrid(hw, pe, self.num_extra_tokens, {})
 
     def forward_blocks(self,
                        x: torch.Tensor,
@@ -507,15 +416,6 @@ class MPVGCeiT(BaseModule, PEBackbone):
         pos_k = (self.pe.resize(grid.hw) if k == 0 else
                  grid.pe.layers[self.pe.pe_blocks[k - 1]])
         return self.pe.last_norm(pos_k.mean(1, keepdim=True))
-
-    def attention_norms(self) -> List[nn.Module]:
-        """LN_l of every block (the PE is added to its output)."""
-        return [block.norm1 for block in self.blocks]
-
-    @property
-    def last_ln(self) -> nn.Module:
-        """The Last LN, after the LCA (it normalises one token)."""
-        return self.norm
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
         """Args:

@@ -23,16 +23,13 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmengine.logging import print_log
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
 from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
                       PositionEmbeddings, T2TModule, TransformerBlock,
                       resolve_pe_switches)
-from .base import PEBackbone
+from .base import PlainViTBase
 
 
 class TokenGrid(NamedTuple):
@@ -56,7 +53,7 @@ class TokenGrid(NamedTuple):
 
 
 @register_model()
-class MPVGViT(BaseModule, PEBackbone):
+class MPVGViT(PlainViTBase):
     """Vision Transformer with the position-embedding structures of MPVG.
 
     A PyTorch implementation of `Maximizing the Position Embedding for Vision
@@ -281,7 +278,7 @@ class MPVGViT(BaseModule, PEBackbone):
 
         self._init_parameters()
         self._freeze_stages()
-        self._register_load_state_dict_pre_hook(self._drop_cls_token_on_load)
+        self._register_cls_token_hook()
 
     # ------------------------------------------------------------------ #
     # argument parsing
@@ -338,11 +335,6 @@ class MPVGViT(BaseModule, PEBackbone):
         self.patch_size = (stem.stride, stem.stride)
         return stem
 
-    def token_grid(self, img_size) -> Tuple[int, int]:
-        """The token grid (h, w) of an input size S or (H, W), as the stem
-        gives it."""
-        return self.patch_embed.token_grid(img_size)
-
     def _sinusoid_offset(self, pos_embed_type, skip_cls_row) -> int:
         """Rows of the sinusoidal table pos_0 skips (see
         ``sinusoid_skip_cls_row``)."""
@@ -360,19 +352,6 @@ class MPVGViT(BaseModule, PEBackbone):
                     'table starts with the class-token row).')
             return 0
         return 0 if skip_cls_row is False else 1
-
-    def _parse_indices(self, indices, name: str) -> List[int]:
-        """Block indices (an int or a sequence; negative from the end)."""
-        if isinstance(indices, int):
-            indices = [indices]
-        parsed = []
-        for index in indices:
-            if not -self.num_layers <= index < self.num_layers:
-                raise ValueError(
-                    f'{name} entry {index} is out of range for '
-                    f'{self.num_layers} blocks.')
-            parsed.append(index % self.num_layers)
-        return parsed
 
     def _parse_window_attention(self, window_size, global_attn_indexes):
         if not isinstance(window_size, int) or window_size < 0:
@@ -394,91 +373,6 @@ class MPVGViT(BaseModule, PEBackbone):
     # ------------------------------------------------------------------ #
     # init / freezing
     # ------------------------------------------------------------------ #
-    def _init_parameters(self):
-        """DeiT/LaPE init: trunc-normal(0.02) Linear with zero bias, LN 1/0.
-
-        pos_0 was initialised by the PE module (std 0.02, 0.2 for ViT-Lite).
-        """
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if self.cls_token is not None:
-            trunc_normal_(self.cls_token, std=0.02)
-
-    def _drop_cls_token_on_load(self, state_dict, prefix, *args, **kwargs):
-        """A class-token checkpoint's ``cls_token`` has no place in a model
-        without one (dense use of 'cls' / 'lape'); its PE row is dropped by
-        the PE module."""
-        name = prefix + 'cls_token'
-        if self.cls_token is None and name in state_dict:
-            state_dict.pop(name)
-            print_log(f'{name}: dropped from the checkpoint, this model runs '
-                      'without class token.', logger='current')
-
-    def _frozen_modules(self):
-        if self.frozen_stages < 0:
-            return []
-        frozen = [self.patch_embed, self.pos_drop]
-        for i in range(self.frozen_stages):
-            frozen.append(self.blocks[i])
-            if self.pe.norm_of(i) is not None:
-                frozen.append(self.pe.norm_of(i))
-        if self.frozen_stages == self.num_layers:
-            frozen.append(self.norm)
-            if self.pe.has_last_term:
-                frozen.append(self.pe.last_norm)
-        return frozen
-
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        self.pe.pos_embed.requires_grad = False
-        if self.cls_token is not None:
-            self.cls_token.requires_grad = False
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train/eval mode; frozen stages stay in eval mode."""
-        super().train(mode)
-        if mode:
-            for m in self._frozen_modules():
-                m.eval()
-        return self
-
-    def get_layer_depth(self, param_name: str, prefix: str = ''):
-        """Layer depth of a parameter, for layer-wise lr decay.
-
-        The stem (patch embedding, class token, pos_0) is depth 0, block
-        ``i`` and its PE LayerNorm are depth ``i + 1``, the Last LN, the
-        Last-LN PE norm and anything outside the backbone are the last depth.
-
-        Returns:
-            tuple[int, int]: The depth and the number of depths (L + 2).
-        """
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name == 'cls_token' or name.startswith('patch_embed'):
-            return 0, num_depths
-        if name.startswith('blocks.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        if name.startswith('pe.'):
-            block = self.pe.block_of(name[len('pe.'):])
-            if block == 'input':
-                return 0, num_depths
-            if isinstance(block, int):
-                return block + 1, num_depths
-        return num_depths - 1, num_depths
-
     # ------------------------------------------------------------------ #
     # forward: the stem, the blocks and the tail exist once; forward, the
     # ViT-Adapter and the PE analysis all go through them.
@@ -497,12 +391,8 @@ class MPVGViT(BaseModule, PEBackbone):
             what the blocks and the tail need.
         """
         x, hw = self.patch_embed(img)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
-        pe = self.pe(hw)
-        if pe.input is not None:
-            x = x + pe.input
-        return self.pos_drop(x), TokenGrid(hw, pe, self.num_extra_tokens)
+        x, pe = self._embed(x, hw)
+        return x, TokenGrid(hw, pe, self.num_extra_tokens)
 
     def forward_blocks(self,
                        x: torch.Tensor,
@@ -521,14 +411,6 @@ class MPVGViT(BaseModule, PEBackbone):
         if grid.pe.last is not None:
             x = x + grid.pe.last
         return x
-
-    def attention_norms(self) -> List[nn.Module]:
-        """LN_l of every block (the PE is added to its output)."""
-        return [block.norm1 for block in self.blocks]
-
-    @property
-    def last_ln(self) -> nn.Module:
-        return self.norm
 
     def pooled_last_term(self, img_size=None) -> torch.Tensor:
         """GAP of LN'_last(pos_k) at an input size (default ``img_size``):
