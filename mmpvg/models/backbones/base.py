@@ -91,8 +91,38 @@ class PlainViTBase(BaseModule, PEBackbone):
     of its ``__init__``.
     """
     STEM = 'patch_embed'  # the attribute holding the stem (depth 0)
+    # a subclass sets arch_zoo (presets), ARCH_KEYS (required keys of a
+    # custom arch) and ARCH_DEFAULTS (optional keys and their defaults)
+    arch_zoo: dict = {}
+    ARCH_KEYS: set = set()
+    ARCH_DEFAULTS: dict = {}
 
     # -- arguments --------------------------------------------------------
+    def _arch_dict(self, arch) -> dict:
+        """A preset's settings or a checked custom arch dict."""
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in self.arch_zoo:
+                raise ValueError(f'arch={arch!r} is not a preset; choose from '
+                                 f'{sorted(self.arch_zoo)} or pass a dict '
+                                 f'with keys {sorted(self.ARCH_KEYS)}.')
+            arch = self.arch_zoo[key]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch)}.')
+        missing = self.ARCH_KEYS - set(arch)
+        unknown = set(arch) - self.ARCH_KEYS - set(self.ARCH_DEFAULTS)
+        if missing or unknown:
+            raise ValueError(
+                f'Custom arch {dict(arch)} is missing {sorted(missing)} / has '
+                f'unknown keys {sorted(unknown)}; required: '
+                f'{sorted(self.ARCH_KEYS)}, optional: '
+                f'{sorted(self.ARCH_DEFAULTS)}.')
+        return dict(arch)
+
+    def _parse_arch(self, arch) -> dict:
+        """The arch's settings with the defaults filled in."""
+        return {**self.ARCH_DEFAULTS, **self._arch_dict(arch)}
+
     def _parse_indices(self, indices, name: str = 'out_indices') -> List[int]:
         """Block indices (an int or a sequence; negative from the end)."""
         if isinstance(indices, int):

@@ -284,23 +284,7 @@ class MPVGViT(PlainViTBase):
     # argument parsing
     # ------------------------------------------------------------------ #
     def _parse_arch(self, arch) -> dict:
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in self.arch_zoo:
-                raise ValueError(f'arch={arch!r} is not a preset; choose from '
-                                 f'{sorted(self.arch_zoo)} or pass a dict '
-                                 f'with keys {sorted(self.ARCH_KEYS)}.')
-            arch = self.arch_zoo[key]
-        elif not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch)}.')
-        missing = self.ARCH_KEYS - set(arch)
-        unknown = set(arch) - self.ARCH_KEYS - set(self.ARCH_DEFAULTS)
-        if missing or unknown:
-            raise ValueError(
-                f'Custom arch {dict(arch)} is missing {sorted(missing)} / has '
-                f'unknown keys {sorted(unknown)}; required: '
-                f'{sorted(self.ARCH_KEYS)}, optional: '
-                f'{sorted(self.ARCH_DEFAULTS)}.')
+        arch = self._arch_dict(arch)
         stem = arch.get('stem', 'patch')
         if stem not in self.STEMS:
             raise ValueError(f'arch stem={stem!r} is not supported; choose '
