@@ -16,6 +16,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
+from ..layers import LayerwisePositionEmbedding
+
 
 class PEBackbone:
     """Mixin that marks a backbone family and documents its contract.
@@ -135,6 +137,33 @@ class PlainViTBase(BaseModule, PEBackbone):
                     f'{self.num_layers} blocks.')
             parsed.append(index % self.num_layers)
         return parsed
+
+    def _set_frozen_stages(self, frozen_stages: int):
+        if not -1 <= frozen_stages <= self.num_layers:
+            raise ValueError(f'frozen_stages={frozen_stages} must be in '
+                             f'[-1, {self.num_layers}].')
+        self.frozen_stages = frozen_stages
+
+    def _build_pe_path(self, switches: dict, norm_cfg: dict, drop_rate: float,
+                       **pe_kwargs):
+        """The class token (if the mode has one), the PE module built from
+        the resolved switches, and the dropout after pos_0."""
+        self.cls_token = (
+            nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+            if self.with_cls_token else None)
+        self.pe = LayerwisePositionEmbedding(
+            num_layers=self.num_layers,
+            embed_dims=self.embed_dims,
+            patch_resolution=self.patch_resolution,
+            num_extra_tokens=self.num_extra_tokens,
+            pe_at_input=switches['pe_at_input'],
+            layerwise=switches['layerwise_pe'],
+            first_block=switches['pe_first_block'],
+            hierarchical=switches['hierarchical_pe'],
+            last_ln_pe=switches['last_ln_pe'],
+            norm_cfg=norm_cfg,
+            **pe_kwargs)
+        self.pos_drop = nn.Dropout(drop_rate)
 
     def token_grid(self, img_size) -> Tuple[int, int]:
         """The token grid (h, w) of an input size S or (H, W), as the stem

@@ -27,7 +27,7 @@ from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
 from mmpvg.utils.grid import token_grid
-from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
+from ..layers import (PatchEmbed,
                       PositionEmbeddings, TransformerBlock,
                       resolve_pe_switches)
 from ..layers.layer_class_attention import LayerClassAttention
@@ -242,28 +242,10 @@ class MPVGCeiT(PlainViTBase):
                 f'(lca_tokens={self.lca_tokens!r}); use {pooled!r} or '
                 "'featmap'.")
         self.out_indices = self._parse_indices(out_indices)
-        if not -1 <= frozen_stages <= self.num_layers:
-            raise ValueError(f'frozen_stages={frozen_stages} must be in '
-                             f'[-1, {self.num_layers}].')
-        self.frozen_stages = frozen_stages
+        self._set_frozen_stages(frozen_stages)
         self.final_norm = final_norm
-
-        self.cls_token = (
-            nn.Parameter(torch.zeros(1, 1, self.embed_dims))
-            if self.with_cls_token else None)
-        self.pe = LayerwisePositionEmbedding(
-            num_layers=self.num_layers,
-            embed_dims=self.embed_dims,
-            patch_resolution=self.patch_resolution,
-            num_extra_tokens=self.num_extra_tokens,
-            pe_at_input=switches['pe_at_input'],
-            layerwise=switches['layerwise_pe'],
-            first_block=switches['pe_first_block'],
-            hierarchical=switches['hierarchical_pe'],
-            last_ln_pe=switches['last_ln_pe'],
-            norm_cfg=norm_cfg,
-            interpolate_mode=interpolate_mode)
-        self.pos_drop = nn.Dropout(drop_rate)
+        self._build_pe_path(switches, norm_cfg, drop_rate,
+                            interpolate_mode=interpolate_mode)
 
         dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
         self.blocks = nn.ModuleList([

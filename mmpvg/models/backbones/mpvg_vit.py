@@ -26,7 +26,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
-from ..layers import (LayerwisePositionEmbedding, PatchEmbed,
+from ..layers import (PatchEmbed,
                       PositionEmbeddings, T2TModule, TransformerBlock,
                       resolve_pe_switches)
 from .base import PlainViTBase
@@ -232,33 +232,17 @@ class MPVGViT(PlainViTBase):
         self.window_size = window_size
         self.global_attn_indexes = self._parse_window_attention(
             window_size, global_attn_indexes)
-        if not -1 <= frozen_stages <= self.num_layers:
-            raise ValueError(f'frozen_stages={frozen_stages} must be in '
-                             f'[-1, {self.num_layers}].')
-        self.frozen_stages = frozen_stages
+        self._set_frozen_stages(frozen_stages)
         self.final_norm = final_norm
 
         self.patch_embed = stem
-        self.cls_token = (
-            nn.Parameter(torch.zeros(1, 1, self.embed_dims))
-            if self.with_cls_token else None)
-        self.pe = LayerwisePositionEmbedding(
-            num_layers=self.num_layers,
-            embed_dims=self.embed_dims,
-            patch_resolution=self.patch_resolution,
-            num_extra_tokens=self.num_extra_tokens,
-            pe_at_input=switches['pe_at_input'],
-            layerwise=switches['layerwise_pe'],
-            first_block=switches['pe_first_block'],
-            hierarchical=switches['hierarchical_pe'],
-            last_ln_pe=switches['last_ln_pe'],
-            norm_cfg=norm_cfg,
+        self._build_pe_path(
+            switches, norm_cfg, drop_rate,
             pos_embed_type=s['pos_embed_type'],
             sinusoid_offset=self._sinusoid_offset(
                 s['pos_embed_type'], sinusoid_skip_cls_row),
             init_std=s['pos_embed_init_std'],
             interpolate_mode=interpolate_mode)
-        self.pos_drop = nn.Dropout(drop_rate)
 
         qkv_bias = s['qkv_bias'] if qkv_bias is None else qkv_bias
         dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
