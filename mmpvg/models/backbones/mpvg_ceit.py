@@ -374,9 +374,8 @@ class MPVGCeiT(PlainViTBase):
     def _pooled_last_term(self, grid: CeiTGrid) -> torch.Tensor:
         if self.last_ln_pe_pooling == 'after_ln':
             return grid.pe.last.mean(1, keepdim=True)
-        k = self.pe.last_ln_pe  # LN'_last(mean of pos_k)
-        pos_k = (self.pe.resize(grid.hw) if k == 0 else
-                 grid.pe.layers[self.pe.pe_blocks[k - 1]])
+        # LN'_last(mean of pos_k)
+        pos_k = self.pe.chain_step(grid.pe, grid.hw, self.pe.last_ln_pe)
         return self.pe.last_norm(pos_k.mean(1, keepdim=True))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:

@@ -255,6 +255,17 @@ class LayerwisePositionEmbedding(BaseModule):
             return 'input'
         raise KeyError(f'{param_name!r} is not a parameter of the PE module.')
 
+    def chain_step(self, pes: PositionEmbeddings, patch_resolution,
+                   k: int) -> torch.Tensor:
+        """pos_k as the chain of ``pes`` produced it: pos_0 on the grid for
+        k = 0, else the PE of the k-th block with a layer-wise PE."""
+        if k == 0:
+            return self.resize(patch_resolution)
+        if not 0 < k <= len(self.pe_blocks):
+            raise ValueError(f'The chain has steps 0..{len(self.pe_blocks)}, '
+                             f'got k={k}.')
+        return pes.layers[self.pe_blocks[k - 1]]
+
     def remove_last_term(self):
         """Drop LN'_last (after folding it elsewhere, e.g. a head bias)."""
         self.last_norm = None

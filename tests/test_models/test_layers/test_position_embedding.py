@@ -234,3 +234,14 @@ def test_cache_is_off_in_training_and_with_autograd():
     pe.train()
     with torch.no_grad():
         assert pe((2, 2)) is not pe((2, 2))
+
+
+def test_chain_step_names_pos_k():
+    pe = randomise(LayerwisePositionEmbedding(3, 6, (2, 2), last_ln_pe=0))
+    pes = pe((2, 2))
+    torch.testing.assert_close(pe.chain_step(pes, (2, 2), 0), pe.pos_embed)
+    # PVG/MPVG: the chain starts at block 1, so pos_1 is block 1's PE
+    assert pe.chain_step(pes, (2, 2), 1) is pes.layers[1]
+    assert pe.chain_step(pes, (2, 2), 2) is pes.layers[2]
+    with pytest.raises(ValueError, match=r'steps 0\.\.2, got k=3'):
+        pe.chain_step(pes, (2, 2), 3)
