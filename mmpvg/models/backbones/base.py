@@ -37,8 +37,8 @@ class PEBackbone:
             and ``stage_hw`` (the token grid of each stage).
         forward_blocks(x, grid, start=0, stop=None) -> x: blocks
             ``start .. stop - 1``, each with its layer-wise PE.
-        forward_tail(x, grid) -> y: the Last LN and the Last-LN PE term,
-            per token.
+        forward_tail(x, grid) -> y: the Last LN and the Last-LN PE term
+            (implemented here for a Last LN over the tokens).
         attention_norms() -> list of modules: LN_l of every block, whose
             output is the attention input the layer-wise PE is added to.
         last_ln (property): the Last LN module.
@@ -65,7 +65,13 @@ class PEBackbone:
         raise NotImplementedError
 
     def forward_tail(self, x: torch.Tensor, grid: Any) -> torch.Tensor:
-        raise NotImplementedError
+        """The Last LN and, for MPVG, the Last-LN PE term, per token:
+        y = LN_last(x_L) [+ LN'_last(pos_k)]. A family whose Last LN does not
+        see the tokens (CeiT's follows its class attention) overrides it."""
+        x = self.last_ln(x)
+        if grid.pe.last is not None:
+            x = x + grid.pe.last
+        return x
 
     def attention_norms(self) -> List[nn.Module]:
         raise NotImplementedError

@@ -501,14 +501,6 @@ class MPVGSwin(SwinTransformer, PEBackbone):
             x = self._block(i, x, grid)
         return x
 
-    def forward_tail(self, x: torch.Tensor, grid: SwinGrid) -> torch.Tensor:
-        """The Last LN ``norm{last}`` and, for MPVG, the Last-LN PE term:
-        y = LN_last(x_L) [+ LN'_last(pos_k)], per token."""
-        x = self.last_ln(x)
-        if grid.pe.last is not None:
-            x = x + grid.pe.last
-        return x
-
     def token_grid(self, img_size) -> Tuple[int, int]:
         """The first stage's token grid of an input size S or (H, W): the
         patch embedding pads to whole patches (adaptive 'corner' padding)."""

@@ -372,14 +372,6 @@ class MPVGViT(PlainViTBase):
             x = self.blocks[i](x, grid.pe.layers[i], grid.hw)
         return x
 
-    def forward_tail(self, x: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
-        """The Last LN and, for MPVG, the Last-LN PE term:
-        y = LN_last(x_L) [+ LN'_last(pos_k)], per token."""
-        x = self.norm(x)
-        if grid.pe.last is not None:
-            x = x + grid.pe.last
-        return x
-
     def pooled_last_term(self, img_size=None) -> torch.Tensor:
         """GAP of LN'_last(pos_k) at an input size (default ``img_size``):
         the constant MPVG's Last-LN term adds to the pooled output."""
