@@ -5,6 +5,9 @@ Dispatches on the config's ``default_scope`` like ``tools/train.py``.
 """
 import argparse
 import os.path as osp
+import sys
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../..')))
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,

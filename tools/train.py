@@ -6,6 +6,10 @@ package's conventions apply; the command line is the one those packages'
 own ``tools/train.py`` accept.
 """
 import argparse
+import os.path as osp
+import sys
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../..')))
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,

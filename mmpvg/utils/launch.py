@@ -33,17 +33,57 @@ def add_launch_args(parser):
     return parser
 
 
+# Top-level keys a config may gain from --cfg-options although it does not
+# set them: what the Runner reads from its config beyond its constructor
+# arguments (model wrapping, activation checkpointing, torch.compile, ...)
+# and what the tools read (runner_type).
+RUNNER_CFG_KEYS = ('model_wrapper_cfg', 'find_unused_parameters', 'sync_bn',
+                   'activation_checkpointing', 'efficient_conv_bn_eval',
+                   'compile', 'runner_type', 'custom_imports')
+
+
+def check_cfg_options(cfg: Config, cfg_options: dict):
+    """Refuse a ``--cfg-options`` key whose top level is neither in the
+    config nor read by the Runner or the tools: mmengine would add it and
+    nothing would ever read it (a misspelling silently does nothing).
+
+    Raises:
+        ValueError: Naming the key and the closest known ones.
+    """
+    import difflib
+    import inspect
+
+    from mmengine.runner import Runner
+    runner_keys = (set(RUNNER_CFG_KEYS) | set(
+        inspect.signature(Runner.__init__).parameters)) - {'self', 'cfg'}
+    known = set(cfg.keys()) | runner_keys
+    for key in cfg_options:
+        top = key.split('.', 1)[0]
+        if top in known:
+            continue
+        close = difflib.get_close_matches(top, sorted(known), n=3)
+        hint = (f' Did you mean {" or ".join(map(repr, close))}?'
+                if close else '')
+        raise ValueError(
+            f'--cfg-options {key}: {top!r} is neither a top-level key of the '
+            f'config nor one the Runner reads, so it would be ignored.{hint} '
+            'Accepted: a top-level key of the config, or one of '
+            f'{sorted(runner_keys - set(cfg.keys()))}.')
+
+
 def load_config(path: str, cfg_options=None) -> Config:
     """Load a config, merge ``--cfg-options`` and check its scope.
 
     Raises:
         FileNotFoundError: If the config file does not exist.
-        ValueError: If ``default_scope`` is missing or not supported.
+        ValueError: If ``default_scope`` is missing or not supported, or a
+            ``--cfg-options`` key would be ignored (:func:`check_cfg_options`).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file {path!r} does not exist.')
     cfg = Config.fromfile(path)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')
     if scope not in SUPPORTED_SCOPES:

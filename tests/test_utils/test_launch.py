@@ -115,3 +115,24 @@ def test_dump_out_appends_to_the_built_evaluator(evaluator):
 def test_evaluator_metrics_rejects_other_types():
     with pytest.raises(TypeError, match='got str'):
         evaluator_metrics('IoUMetric')
+
+
+DEMO_CLS = 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py'
+
+
+def test_misspelt_top_level_cfg_option_is_refused():
+    """A top-level key the config does not have and the Runner never reads
+    used to be added and ignored (issue 11)."""
+    from mmpvg.testing import REPO_ROOT
+    path = f'{REPO_ROOT}/{DEMO_CLS}'
+    with pytest.raises(ValueError, match=r"--cfg-options trian_cfg"
+                       r"\.max_epochs: 'trian_cfg' is neither a top-level key"
+                       r" of the config nor one the Runner reads, so it would"
+                       r" be ignored\. Did you mean 'train_cfg'"):
+        load_config(path, {'trian_cfg.max_epochs': 2})
+    # keys of the config, and keys the Runner reads without the config
+    # setting them, are accepted
+    cfg = load_config(path, {'train_cfg.max_epochs': 2,
+                             'find_unused_parameters': True,
+                             'model_wrapper_cfg': dict(type='X')})
+    assert cfg.train_cfg.max_epochs == 2 and cfg.find_unused_parameters

@@ -17,8 +17,12 @@ Example:
 """
 import argparse
 import math
+import os.path as osp
 import statistics
+import sys
 import time
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 from functools import reduce
 
 import torch

@@ -21,7 +21,10 @@ Example (the closing-note comparison of issue 3, one 512x512 image):
 import argparse
 import os.path as osp
 import statistics
+import sys
 import time
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 
 import torch
 from mmengine.config import DictAction

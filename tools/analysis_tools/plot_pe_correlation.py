@@ -17,6 +17,8 @@ import json
 import os
 import os.path as osp
 import sys
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 
 
 def fail(message: str):

@@ -10,7 +10,10 @@ segmentation); each is skipped if already there with the same settings.
 """
 import argparse
 import os.path as osp
+import sys
 import time
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 
 from mmpvg.demo import (make_digits_classification, make_shapes_ade,
                         make_shapes_coco)

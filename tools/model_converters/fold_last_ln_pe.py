@@ -10,7 +10,10 @@ Usage:
         [--img-size 224] [--force]
 """
 import argparse
+import os.path as osp
 import sys
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 
 from mmengine.config import Config
 from mmengine.registry import init_default_scope

@@ -16,6 +16,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
+from mmpvg.utils.checks import check_indices, check_positive_int
 from ..layers import LayerwisePositionEmbedding
 
 
@@ -125,6 +126,8 @@ class PlainViTBase(BaseModule, PEBackbone):
                 f'unknown keys {sorted(unknown)}; required: '
                 f'{sorted(self.ARCH_KEYS)}, optional: '
                 f'{sorted(self.ARCH_DEFAULTS)}.')
+        for key in sorted(self.ARCH_KEYS):
+            check_positive_int(f'arch {key}', arch[key])
         return dict(arch)
 
     def _parse_arch(self, arch) -> dict:
@@ -133,6 +136,7 @@ class PlainViTBase(BaseModule, PEBackbone):
 
     def _parse_indices(self, indices, name: str = 'out_indices') -> List[int]:
         """Block indices (an int or a sequence; negative from the end)."""
+        check_indices(name, indices, allow_empty=name != 'out_indices')
         if isinstance(indices, int):
             indices = [indices]
         parsed = []

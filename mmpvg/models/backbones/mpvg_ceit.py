@@ -26,6 +26,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
+from mmpvg.utils.checks import check_backbone_args
 from mmpvg.utils.grid import token_grid
 from ..layers import (PatchEmbed,
                       PositionEmbeddings, TransformerBlock,
@@ -205,6 +206,11 @@ class MPVGCeiT(PlainViTBase):
         self.arch_settings = s
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
+        check_backbone_args(
+            img_size=img_size, patch_size=s['patch_size'],
+            in_channels=in_channels, drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
+            interpolate_mode=interpolate_mode)
         self.img_size = to_2tuple(img_size)
 
         self.stem = I2T(in_channels, s['stem_channels'], self.embed_dims,

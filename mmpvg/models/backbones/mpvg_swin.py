@@ -37,6 +37,7 @@ from mmpretrain.models.backbones.swin_transformer import SwinTransformer
 from mmpretrain.models.utils.attention import WindowMSA
 
 from mmpvg.registry import register_model
+from mmpvg.utils.checks import check_backbone_args
 from mmpvg.utils.grid import token_grid
 from ..layers import (LayerwisePositionEmbedding, PositionEmbeddings,
                       resolve_pe_switches)
@@ -234,6 +235,12 @@ class MPVGSwin(SwinTransformer, PEBackbone):
                 "pe_mode='cls' does not apply to Swin: it has no class "
                 "token, its Default already pools by GAP; use pe_mode 'gap' "
                 "(the Default), 'lape', 'pvg' or 'mpvg'.")
+        self._check_arch(arch)
+        check_backbone_args(
+            img_size=img_size, patch_size=patch_size, in_channels=in_channels,
+            window_size=window_size, drop_rate=drop_rate,
+            drop_path_rate=drop_path_rate, interpolate_mode=interpolate_mode,
+            out_indices=out_indices)
         if isinstance(out_indices, int):
             out_indices = (out_indices, )
         super().__init__(
@@ -302,6 +309,21 @@ class MPVGSwin(SwinTransformer, PEBackbone):
     # ------------------------------------------------------------------ #
     # argument parsing
     # ------------------------------------------------------------------ #
+    @classmethod
+    def _check_arch(cls, arch):
+        """mmpretrain's own check is a bare assertion; say what is
+        accepted."""
+        keys = {'embed_dims', 'depths', 'num_heads'}
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(
+                    f'arch={arch!r} is not a Swin preset; choose from '
+                    f'{sorted(cls.arch_zoo)} or pass a dict with keys '
+                    f'{sorted(keys)}.')
+        elif not isinstance(arch, dict) or set(arch) != keys:
+            raise ValueError(f'A custom Swin arch is a dict with exactly the '
+                             f'keys {sorted(keys)}, got {arch!r}.')
+
     @classmethod
     def _check_out_indices(cls, arch, out_indices) -> Tuple[int, ...]:
         depths = (cls.arch_zoo[arch.lower()]['depths'] if isinstance(

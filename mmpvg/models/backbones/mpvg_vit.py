@@ -26,6 +26,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.utils import to_2tuple
 
 from mmpvg.registry import register_model
+from mmpvg.utils.checks import check_backbone_args
 from ..layers import (PatchEmbed,
                       PositionEmbeddings, T2TModule, TransformerBlock,
                       resolve_pe_switches)
@@ -199,6 +200,11 @@ class MPVGViT(PlainViTBase):
         self.num_layers = s['num_layers']
         if norm_cfg is None:
             norm_cfg = dict(type='LN', eps=s['norm_eps'])
+        check_backbone_args(
+            img_size=s['img_size'] if img_size is None else img_size,
+            patch_size=patch_size, in_channels=in_channels,
+            drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate, interpolate_mode=interpolate_mode)
         self.img_size = to_2tuple(
             s['img_size'] if img_size is None else img_size)
         stem = self._build_stem(in_channels, patch_size, norm_cfg)
@@ -290,6 +296,7 @@ class MPVGViT(PlainViTBase):
         ``patch_size`` (for a T2T stem: its total stride)."""
         s = self.arch_settings
         if s['stem'] == 'patch':
+            check_backbone_args(patch_size=s['patch_size'])
             self.patch_size = to_2tuple(
                 s['patch_size'] if patch_size is None else patch_size)
             return PatchEmbed(in_channels, self.embed_dims, self.patch_size)

@@ -10,6 +10,8 @@ has no class token; its PVG starts at block 0) passes its own table.
 import copy
 from typing import Dict, Optional
 
+from mmpvg.utils.checks import check_flag
+
 # What each ``pe_mode`` means, as values of the ablation switches.
 PE_MODES = {
     'cls': dict(with_cls_token=True, pe_at_input=True, layerwise_pe=False,
@@ -56,6 +58,9 @@ def resolve_pe_switches(pe_mode: str,
     if unknown:
         raise TypeError(f'Unknown PE switches {sorted(unknown)}; the '
                         f'switches are {list(SWITCHES)}.')
+    for name, value in given.items():
+        if name != 'last_ln_pe':
+            check_flag(name, value)
     mode = modes[pe_mode]
     sw = copy.deepcopy(mode)
     sw.update({k: v for k, v in given.items() if v is not None})

@@ -528,7 +528,8 @@ def test_adapter_is_not_a_plain_backbone():
 
 
 def test_zero_sizes_are_errors_not_defaults():
-    with pytest.raises(ValueError, match='must be positive'):
+    with pytest.raises(ValueError, match='img_size must be a positive int'):
         MPVGViT(arch=SMALL, img_size=0, patch_size=8)
-    with pytest.raises(ValueError, match='must be positive'):
+    with pytest.raises(ValueError,
+                       match='patch_size must be a positive int'):
         MPVGViT(arch=SMALL, img_size=32, patch_size=0)
