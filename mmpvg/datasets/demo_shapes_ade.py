@@ -43,3 +43,29 @@ class DemoShapesADE20KDataset(BaseSegDataset):
             seg_map_suffix=seg_map_suffix,
             reduce_zero_label=reduce_zero_label,
             **kwargs)
+
+    def prepare_data(self, idx):
+        """The pipeline's output, refused when its label map holds a value
+        that is neither a class id nor the ignore index: mmseg's IoUMetric
+        would drop those pixels without a word.
+
+        Raises:
+            ValueError: Naming the file and the values.
+        """
+        results = super().prepare_data(idx)
+        sample = (results.get('data_samples')
+                  if isinstance(results, dict) else None)
+        if sample is not None and 'gt_sem_seg' in sample:
+            labels = sample.gt_sem_seg.data.unique().tolist()
+            num_classes = len(self.metainfo['classes'])
+            ignore = self.ignore_index
+            bad = [v for v in labels if v != ignore and not
+                   0 <= v < num_classes]
+            if bad:
+                raise ValueError(
+                    f'{self.get_data_info(idx)["seg_map_path"]}: label '
+                    f'values {bad} (after reduce_zero_label='
+                    f'{self.reduce_zero_label}) are outside the '
+                    f'{num_classes} classes; accepted: 0..{num_classes - 1}'
+                    f' and the ignore index {ignore}.')
+        return results

@@ -22,3 +22,21 @@ class DemoShapesCocoDataset(CocoDataset):
 
     METAINFO = dict(classes=SHAPES_COCO_CLASSES,
                     palette=list(SHAPES_COCO_PALETTE))
+
+    def load_data_list(self):
+        """mmdet's list, refused when the file holds no annotation at all:
+        CocoMetric would then report AP -1.000 and the run exit 0.
+
+        Raises:
+            ValueError: Naming the file.
+        """
+        data_list = super().load_data_list()
+        if not any(info['instances'] for info in data_list):
+            raise ValueError(
+                f'{self.ann_file} has {len(data_list)} images but no '
+                'annotation of the classes '
+                f'{list(self.metainfo["classes"])}, so there is nothing to '
+                'train on or to evaluate against (AP would be -1). The demo '
+                'files written by tools/dataset_converters/make_demo_data.py '
+                'annotate every image.')
+        return data_list

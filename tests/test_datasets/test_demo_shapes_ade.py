@@ -67,3 +67,26 @@ def test_reads_a_sample(ade_root):
         values |= set(seg.unique().tolist())
     assert values <= set(range(len(SHAPES_ADE_CLASSES))) | {255}
     assert {0, 1, 255} <= values  # sky, ground and the ignored borders
+
+
+def test_out_of_range_labels_are_refused(ade_root, tmp_path):
+    """IoUMetric drops label values >= num_classes without a word (issue
+    11); the dataset names the file and the values."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+    root = tmp_path / 'ade'
+    shutil.copytree(ade_root, root)
+    seg_dir = root / 'annotations' / 'validation'
+    first = sorted(seg_dir.iterdir())[0]
+    label = np.array(Image.open(first))
+    label[:4, :4] = 9  # 8 after reduce_zero_label; the demo has 6 classes
+    Image.fromarray(label).save(first)
+    ds = _build(str(root), 'validation')
+    with pytest.raises(ValueError, match=rf'{first.name}: label values \[8\]'
+                       r' \(after reduce_zero_label=True\) are outside the '
+                       r'6 classes; accepted: 0\.\.5 and the ignore index '
+                       r'255'):
+        ds[0]
+    ds[1]  # the untouched files still load

@@ -71,3 +71,19 @@ def test_reads_a_sample(coco_root):
         assert set(gt.labels.tolist()) <= set(range(len(SHAPES_COCO_CLASSES)))
     val = _build(coco_root, 'val', test_mode=True)
     assert len(val) == 4
+
+
+def test_a_file_without_annotations_is_refused(coco_root):
+    """It used to give AP -1.000 and exit 0 (issue 11)."""
+    import json
+    import os.path as osp
+    src = osp.join(coco_root, 'annotations', 'instances_val.json')
+    coco = json.load(open(src))
+    coco['annotations'] = []
+    empty = osp.join(coco_root, 'annotations', 'instances_empty.json')
+    with open(empty, 'w') as f:
+        json.dump(coco, f)
+    with pytest.raises(ValueError, match=r'instances_empty\.json has 4 '
+                       r'images but no annotation of the classes .* \(AP '
+                       r'would be -1\)'):
+        _build(coco_root, 'empty')
