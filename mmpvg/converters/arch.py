@@ -259,11 +259,13 @@ def not_in_weights(arch: dict) -> List[str]:
     return notes
 
 
-def format_backbone_cfg(arch: dict) -> str:
+def format_backbone_cfg(arch: dict, extra: Optional[dict] = None) -> str:
     """The MPVGViT config that a converted checkpoint loads into, as text.
 
     Args:
         arch (dict): What :func:`infer_vit_arch` returned.
+        extra (dict, optional): Further arguments the source model implies
+            (e.g. ``out_type``), added to the config. Defaults to None.
 
     Returns:
         str: A ``backbone=dict(...)`` line (:func:`backbone_cfg`; a DeiT
@@ -272,7 +274,7 @@ def format_backbone_cfg(arch: dict) -> str:
         lines that list what the weights do not show and the value the
         config assumes for it (:func:`not_in_weights`).
     """
-    cfg = backbone_cfg(arch)
+    cfg = {**backbone_cfg(arch), **(extra or {})}
     parts = []
     for key, value in cfg.items():
         if key == 'arch' and isinstance(value, dict):

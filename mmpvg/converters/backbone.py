@@ -51,7 +51,9 @@ def convert_classifier_to_backbone(
         and the keys of ``state_dict`` that were not used.
 
     Raises:
-        ValueError: If no key starts with ``src_prefix``, both or neither
+        ValueError: If the state dict is of another format (timm, LaPE,
+            mmpretrain, mmseg: the message names its converter), no key
+            starts with ``src_prefix``, both or neither
             form of the target grid is valid, or the PE is not a square
             grid (plus one class-token row with ``cls_token``).
     """
@@ -60,6 +62,13 @@ def convert_classifier_to_backbone(
                          'both.')
     if patch_size is not None and img_size is None:
         raise ValueError('patch_size is only used together with img_size.')
+    from .formats import describe_format, detect_format
+    fmt = detect_format(state_dict)
+    if fmt not in (None, 'mmpvg'):
+        raise ValueError(
+            'Cannot extract an MPVGViT backbone: this is not an mmpvg '
+            f'checkpoint. {describe_format(fmt)} Then run this tool on the '
+            'converted file.')
     used = [k for k in state_dict if k.startswith(src_prefix)]
     if not used:
         raise ValueError(no_prefix_message(state_dict, src_prefix))

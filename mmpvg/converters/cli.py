@@ -2,7 +2,7 @@
 """What every tools/model_converters command line prints, and its entry."""
 import argparse
 import pickle
-from typing import List, Mapping, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from .arch import format_backbone_cfg
 
@@ -47,13 +47,18 @@ def print_conversion(src: str, direction: str, converted: Mapping,
               + ', '.join(map(str, ignored)))
 
 
-def print_classifier_cfg(arch: dict) -> None:
-    """Print the backbone (and head) config that loads converted weights,
-    and what the weights do not show (see :func:`format_backbone_cfg`)."""
-    first, *rest = format_backbone_cfg(arch).split('\n')
+def print_classifier_cfg(arch: dict, extra: Optional[dict] = None,
+                         neck: Optional[str] = None) -> None:
+    """Print the backbone (and neck, head) config that loads converted
+    weights, and what the weights do not show (see
+    :func:`format_backbone_cfg`, which takes ``extra``); ``neck`` is the
+    neck's config as text, printed before the head."""
+    first, *rest = format_backbone_cfg(arch, extra).split('\n')
     print(f'  config: {first}')
     for line in rest:
         print(f'          {line}')
+    if neck is not None:
+        print(f'  neck={neck}')
     if arch.get('num_classes') is not None:
         print("  head=dict(type='LinearClsHead', "
               f"num_classes={arch['num_classes']}, "

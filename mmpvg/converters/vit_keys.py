@@ -168,8 +168,25 @@ def _reject_unsupported_timm(state_dict: Mapping[str, torch.Tensor],
                 + (' ...' if len(found) > 4 else '') + f'). {accepted}')
 
 
+def _reject_other_format(state_dict: Mapping[str, torch.Tensor],
+                         what: str):
+    """An mmpretrain/mmseg/mmpvg file has ``[backbone.]cls_token`` too:
+    name what it is and its converter, not a missing key."""
+    from .formats import describe_format, detect_format
+    fmt = detect_format(state_dict)
+    if fmt == 'mmpvg':
+        raise ValueError(
+            f'Cannot convert: this is not a {what} checkpoint but already an '
+            'mmpvg one (it has MPVGViT keys such as pe.pos_embed): nothing '
+            'to convert.')
+    if fmt in ('mmpretrain', 'mmseg'):
+        raise ValueError(f'Cannot convert: this is not a {what} checkpoint. '
+                         + describe_format(fmt))
+
+
 def _convert_timm_like(state_dict: Mapping[str, torch.Tensor],
                        with_pe_norm: bool, what: str) -> 'OrderedDict':
+    _reject_other_format(state_dict, what)
     _reject_unsupported_timm(state_dict, allow_pe_norm=with_pe_norm)
     num_blocks = _check_vit(state_dict, '', 'pos_embed', what)
 

@@ -154,3 +154,83 @@ def test_cli_subprocess(tmp_path):
     expected = convert_timm_to_mpvg(load_checkpoint(timm_path)['model'])
     assert state.keys() == expected.keys()
     assert all(torch.equal(state[k], v) for k, v in expected.items())
+
+
+# ---------------------------------------------------------------------- #
+# mmpretrain / mmseg ViT -> MPVGViT, and the other converters naming it
+# ---------------------------------------------------------------------- #
+def test_mmpretrain2mpvg_cli(tmp_path, capsys, images):  # noqa: F811
+    from mmpretrain.registry import MODELS
+
+    from mmpvg.converters.mmpretrain_keys import avg_norm_neck_cfg
+    from mmpvg.testing.references import ARCH, IMG, PATCH
+    mmpretrain2mpvg = load_tool('mmpretrain2mpvg')
+    deit2mpvg = load_tool('deit2mpvg')
+    mpvg2backbone = load_tool('mpvg2backbone')
+
+    src = randomise(MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='VisionTransformer', arch=ARCH, img_size=IMG,
+                      patch_size=PATCH, out_type='avg_featmap'),
+        head=dict(type='VisionTransformerClsHead', num_classes=CLASSES,
+                  in_channels=EMBED))), seed=12)
+    src_path = str(tmp_path / 'mmpretrain.pth')
+    torch.save({'state_dict': src.state_dict(), 'meta': {}}, src_path)
+    out_path = str(tmp_path / 'mpvg.pth')
+    mmpretrain2mpvg.main([src_path, out_path])
+    out = capsys.readouterr().out
+    assert (f"Converted {src_path} (mmpretrain VisionTransformer -> MPVGViT "
+            "pe_mode='cls')") in out
+    assert ("backbone.ln2 (out_type='avg_featmap': LayerNorm after pooling) "
+            '-> neck.norm of a LinearNeck') in out
+    assert ("pe_mode='cls', img_size=32, patch_size=8, "
+            "out_type='avg_featmap')") in out
+    assert ("  neck=dict(type='LinearNeck', in_channels=32, out_channels=32, "
+            "norm_cfg=dict(type='LN', eps=1e-06), act_cfg=None)") in out
+    assert "  head=dict(type='LinearClsHead', num_classes=10" in out
+    saved = load_checkpoint(out_path)
+    assert saved['meta']['converter'] == 'mmpretrain2mpvg'
+    assert saved['meta']['source_format'] == 'mmpretrain'
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='MPVGViT', arch=ARCH, img_size=IMG,
+                      patch_size=PATCH, pe_mode='cls',
+                      out_type='avg_featmap'),
+        neck=avg_norm_neck_cfg(EMBED),
+        head=dict(type='LinearClsHead', num_classes=CLASSES,
+                  in_channels=EMBED))).eval()
+    model.load_state_dict(saved['state_dict'], strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images, mode='tensor'),
+                                   src(images, mode='tensor'), **TOL)
+
+    # An existing output is kept without --force.
+    with pytest.raises(SystemExit) as exc:
+        mmpretrain2mpvg.main([src_path, out_path, '--drop-avg-norm'])
+    assert exc.value.code == 1
+    assert 'already exists; it was left unchanged' in capsys.readouterr().err
+    mmpretrain2mpvg.main([src_path, out_path, '--drop-avg-norm', '--force'])
+    assert 'dropped (--drop-avg-norm)' in capsys.readouterr().out
+    assert not any(k.startswith('neck.')
+                   for k in load_checkpoint(out_path)['state_dict'])
+
+    # The other converters say what the file is and name this one.
+    for tool, name in ((deit2mpvg, 'deit2mpvg'),
+                       (mpvg2backbone, 'mpvg2backbone')):
+        with pytest.raises(SystemExit) as exc:
+            tool.main([src_path, str(tmp_path / 'never.pth')])
+        assert exc.value.code == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f'{name}.py: error: ')
+        assert ('It is an mmpretrain VisionTransformer checkpoint; convert '
+                'it with tools/model_converters/mmpretrain2mpvg.py.') in err
+        assert 'has no' not in err
+    assert not osp.exists(tmp_path / 'never.pth')
+
+    # and this one names the timm converter for a timm file
+    timm_path = str(tmp_path / 'timm.pth')
+    torch.save(timm_vit(seed=13).state_dict(), timm_path)
+    with pytest.raises(SystemExit):
+        mmpretrain2mpvg.main([timm_path, str(tmp_path / 'never.pth')])
+    assert ('convert it with tools/model_converters/deit2mpvg.py'
+            in capsys.readouterr().err)
