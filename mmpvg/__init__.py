@@ -2,12 +2,14 @@
 """mmpvg: MPVG and its position-embedding baselines for OpenMMLab.
 
 ``import mmpvg`` registers every model in the mmpretrain, mmdet and mmseg
-registries and lets mmengine load the checkpoints its training writes under
-torch >= 2.6.
+registries, reads every checkpoint with ``weights_only=True`` and an
+allowlist (also the ones mmengine loads: ``load_from``, ``--resume``,
+``init_cfg``), and checks that ``Pretrained`` checkpoints fit the model
+(:mod:`mmpvg.utils.checkpoint`).
 """
-from .utils.checkpoint import allow_mmengine_checkpoints
+from .utils.checkpoint import install as _install_checkpoint_loading
 
-allow_mmengine_checkpoints()
+_install_checkpoint_loading()
 
 from .engine import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
