@@ -22,7 +22,11 @@ train() {
     if [[ $RETRAIN == 1 || ! -f $3 ]]; then
         local start
         start=$(date +%s)
-        "$PY" tools/train.py "$1" --work-dir "$2"
+        # --retrain: start afresh over the old checkpoints; otherwise
+        # continue an interrupted run (a new one if there is none)
+        local how=--resume
+        [[ $RETRAIN == 1 ]] && how=--force
+        "$PY" tools/train.py "$1" --work-dir "$2" "$how"
         echo "[demo] $4 training took $(( $(date +%s) - start )) s" | tee -a "$2/demo_times.log"
     fi
 }

@@ -14,6 +14,7 @@ from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
                                 build_runner, enable_visualization,
                                 ensure_local_rank,
                                 load_config, prepare_test_output,
+                                refuse_overwrite,
                                 set_work_dir, setup_cpu_distributed)
 
 
@@ -23,7 +24,11 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--out', help='dump predictions: a .pkl file (classification, '
-        'detection) or a directory of label maps (segmentation)')
+        'detection) or a directory of label maps (segmentation); an '
+        'existing one is refused without --force')
+    parser.add_argument(
+        '--force', action='store_true',
+        help='let --out replace an existing file or directory')
     parser.add_argument(
         '--show-dir', help='save visualised predictions to this directory')
     return add_launch_args(parser).parse_args()
@@ -35,6 +40,8 @@ def main():
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'Checkpoint {args.checkpoint!r} does not exist.')
+    if args.out and not args.force:
+        refuse_overwrite(args.out, '--out')
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     set_work_dir(cfg, args.config, args.work_dir)

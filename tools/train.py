@@ -13,8 +13,9 @@ if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
-                                build_runner, enable_amp,
-                                enable_auto_scale_lr, ensure_local_rank,
+                                build_runner, check_work_dir, enable_amp,
+                                enable_auto_scale_lr, enable_exact_resume,
+                                ensure_local_rank,
                                 load_config, set_work_dir,
                                 setup_cpu_distributed)
 
@@ -25,7 +26,12 @@ def parse_args():
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or with no value from the '
-        'latest checkpoint in the work dir')
+        'latest checkpoint in the work dir (none there: start afresh, and '
+        'say so in the log)')
+    parser.add_argument(
+        '--force', action='store_true',
+        help='start afresh in a work dir that holds checkpoints of another '
+        'run, overwriting them (without it such a run is refused)')
     parser.add_argument(
         '--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
@@ -51,13 +57,21 @@ def main():
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
-    if args.resume == 'auto':
+    fresh_start = check_work_dir(cfg, args.resume, args.force)
+    if fresh_start:
+        pass  # --resume, nothing to resume: the config's start (load_from)
+    elif args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    # every config: RNG state in checkpoints, workers seeded from it
+    enable_exact_resume(cfg)
 
     setup_cpu_distributed(cfg)
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    if fresh_start:
+        runner.logger.warning(fresh_start)
+    runner.train()
 
 
 if __name__ == '__main__':

@@ -180,6 +180,125 @@ def ensure_local_rank(local_rank: int):
     os.environ.setdefault('LOCAL_RANK', str(local_rank))
 
 
+# What a training run leaves in its work dir (CheckpointHook's files and
+# its last_checkpoint pointer): a new run there would overwrite them, and
+# max_keep_ckpts would delete some.
+CHECKPOINT_PATTERNS = ('epoch_*.pth', 'iter_*.pth', 'best_*.pth',
+                       'last_checkpoint')
+
+
+def previous_checkpoints(work_dir: str) -> list:
+    """The names of ``work_dir``'s files of an earlier run, sorted."""
+    import glob
+    found = set()
+    for pattern in CHECKPOINT_PATTERNS:
+        found.update(osp.basename(p)
+                     for p in glob.glob(osp.join(glob.escape(work_dir),
+                                                 pattern)))
+    return sorted(found)
+
+
+def check_work_dir(cfg: Config, resume=None, force: bool = False):
+    """Refuse a training run that would replace another run's checkpoints.
+
+    Args:
+        cfg (Config): The config, ``work_dir`` set.
+        resume (str | None): ``--resume``: None, ``'auto'`` (no value) or
+            a checkpoint path.
+        force (bool): ``--force``: start afresh and overwrite them.
+
+    Returns:
+        str | None: With ``--resume`` and nothing to resume, the line to log;
+        the run then starts as without ``--resume``.
+
+    Raises:
+        FileExistsError: If the work dir holds checkpoints, and neither
+            ``--resume`` nor ``--force`` is given, or ``--resume`` has no
+            ``last_checkpoint`` to follow.
+        FileNotFoundError: If ``last_checkpoint`` names a missing file.
+    """
+    if resume is None and cfg.get('resume'):  # resume=True in the file
+        resume = cfg.get('load_from') or 'auto'
+    work_dir = cfg.work_dir
+    found = previous_checkpoints(work_dir)
+    shown = ', '.join(found[:4]) + (', ...' if len(found) > 4 else '')
+    if resume is None:
+        if found and not force:
+            raise FileExistsError(
+                f'Work dir {work_dir!r} already holds checkpoints of a '
+                f'previous run ({shown}); a new run would overwrite them. '
+                'Pass --resume to continue that run, --force to start '
+                'afresh and overwrite them, or another --work-dir.')
+        return None
+    if resume != 'auto':
+        return None
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            latest = f.read().strip()
+        if not osp.isfile(latest):
+            raise FileNotFoundError(
+                f'--resume: {pointer} names {latest!r}, which does not '
+                'exist. Pass --resume PATH with the checkpoint to resume '
+                'from.')
+        return None
+    if found and not force:
+        raise FileExistsError(
+            f'--resume: work dir {work_dir!r} has no last_checkpoint to '
+            f'resume from but holds {shown}. Pass --resume PATH to resume '
+            'from one of them, or --force to start afresh and overwrite '
+            'them.')
+    cfg.resume = False
+    return (f'--resume: nothing to resume in work dir {work_dir!r} (no '
+            'last_checkpoint); starting a NEW run from the beginning.')
+
+
+def enable_exact_resume(cfg: Config):
+    """Make a run resumed at an epoch boundary continue as the
+    uninterrupted run would (README, "Exact resume").
+
+    Adds :class:`mmpvg.engine.RNGStateHook` to ``custom_hooks`` (unless the
+    config lists it), and, for a train dataloader with workers, seeds them
+    with :func:`mmpvg.engine.seed_dataloader_worker` (unless the config
+    sets a ``worker_init_fn``) and turns ``persistent_workers`` off: a
+    persistent worker's generators live on in its own process, and no
+    checkpoint can hold them.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(isinstance(h, dict) and
+               str(h.get('type', '')).rsplit('.', 1)[-1] == 'RNGStateHook'
+               for h in hooks):
+        hooks.append(dict(type='RNGStateHook'))
+    cfg.custom_hooks = hooks
+    loader = cfg.get('train_dataloader')
+    if loader and loader.get('num_workers', 0) > 0 and \
+            'worker_init_fn' not in loader:
+        loader.worker_init_fn = dict(type='seed_dataloader_worker')
+        loader.persistent_workers = False
+
+
+def refuse_overwrite(path: str, option: str):
+    """Refuse to replace an existing output without ``--force``.
+
+    An empty directory holds nothing to lose and is accepted.
+
+    Args:
+        path (str): The output file or directory.
+        option (str): The option that named it, for the message.
+
+    Raises:
+        FileExistsError: If ``path`` is a file or a non-empty directory.
+    """
+    if osp.isdir(path) and not os.listdir(path):
+        return
+    if osp.lexists(path):
+        kind = 'directory' if osp.isdir(path) else 'file'
+        raise FileExistsError(
+            f'{option} {path!r}: the {kind} already exists; refusing to '
+            'overwrite it. Pass --force to replace it, or choose another '
+            'path.')
+
+
 def dump_results_metric(scope: str, out: str):
     """The metric that dumps raw predictions for ``tools/test.py --out``
     (classification and detection; mmseg writes label maps instead)."""

@@ -65,6 +65,9 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir',
                         help='output folder (default: '
                         'work_dirs/pe_analysis/<config name>)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an earlier analysis in --out-dir '
+                        '(without it, refused)')
     parser.add_argument('--batch-size', type=int, default=32,
                         help='images per forward pass (default 32)')
     parser.add_argument('--include-cls-token', action='store_true',
@@ -270,12 +273,30 @@ def save_maps(analysis, path: str):
     np.savez_compressed(path, **arrays)
 
 
+def previous_analysis(out_dir: str) -> list:
+    """The files of an earlier analysis in ``out_dir`` that a new one
+    would replace, sorted."""
+    if not osp.isdir(out_dir):
+        return []
+    fixed = ('pe_analysis.json', 'pe_maps.npz', 'correlation.png',
+             'norm_maps.png')
+    return sorted(name for name in os.listdir(out_dir) if name in fixed or (
+        name.startswith('layer') and name.endswith('_maps.png')))
+
+
 def main(argv=None):
     args = parse_args(argv)
     for name, path in (('config', args.config),
                        ('checkpoint', args.checkpoint)):
         if not osp.isfile(path):
             fail(f'{name} file {path!r} does not exist.')
+    out_dir = args.out_dir or osp.join(
+        'work_dirs', 'pe_analysis', osp.splitext(osp.basename(args.config))[0])
+    earlier = previous_analysis(out_dir)
+    if earlier and not args.force:
+        fail(f'--out-dir {out_dir!r} already holds an analysis '
+             f'({", ".join(earlier)}); refusing to overwrite it. Pass '
+             '--force to replace it, or choose another --out-dir.')
     # Fail fast on a bad folder, before the slow imports.
     paths = find_images(args.img_dir, args.num_images)
 
@@ -290,8 +311,6 @@ def main(argv=None):
     analysis = analyze_pe(model.backbone, images, batch_size=args.batch_size,
                           include_cls_token=args.include_cls_token)
 
-    out_dir = args.out_dir or osp.join(
-        'work_dirs', 'pe_analysis', osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out_dir, exist_ok=True)
     figures = {}
     for layer in layers:

@@ -32,6 +32,8 @@ def parse_args(argv=None):
                         help='one legend label per file (default: pe_mode)')
     parser.add_argument('--out', default='pe_correlation.png',
                         help='output PNG (default: pe_correlation.png)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --out file')
     parser.add_argument('--title', default='Token map vs. PE map correlation')
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.files):
@@ -59,6 +61,9 @@ def load_curve(path: str):
 
 def main(argv=None):
     args = parse_args(argv)
+    if osp.lexists(args.out) and not args.force:
+        fail(f'--out {args.out!r} already exists; refusing to overwrite it. '
+             'Pass --force to replace it, or choose another --out.')
     labels = args.labels or [None] * len(args.files)
     curves = []
     for path, label in zip(args.files, labels):

@@ -15,15 +15,16 @@ for mode in cls gap lape pvg mpvg; do
     name=vit-demo-${mode}_1xb64_demo-digits
     work=work_dirs/demo/$name
     if [[ ! -f $work/epoch_30.pth ]]; then
-        "$PY" tools/train.py "configs/demo/$name.py" --work-dir "$work"
+        "$PY" tools/train.py "configs/demo/$name.py" --work-dir "$work" \
+            --resume  # continues an interrupted run, or starts one
     fi
     "$PY" tools/analysis_tools/analyze_pe.py "configs/demo/$name.py" \
         "$work/epoch_30.pth" --img-dir data/demo_digits/val --num-images 64 \
-        --layers 1 3 5 --out-dir "work_dirs/pe_analysis/$mode"
+        --layers 1 3 5 --out-dir "work_dirs/pe_analysis/$mode" --force
     jsons+=("work_dirs/pe_analysis/$mode/pe_analysis.json")
 done
 "$PY" tools/analysis_tools/plot_pe_correlation.py "${jsons[@]}" \
-    --out work_dirs/pe_analysis/pe_correlation_demo.png \
+    --out work_dirs/pe_analysis/pe_correlation_demo.png --force \
     --title 'PE / token-map correlation per block (demo digits)'
 
 mkdir -p docs/figures
