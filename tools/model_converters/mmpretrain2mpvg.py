@@ -23,6 +23,8 @@ Examples:
 """
 import os.path as osp
 import sys
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 
 import mmpvg  # noqa: F401  (allowlists mmengine checkpoints for torch.load)
 from mmpvg.converters import (check_output_path, convert_mmpretrain_to_mpvg,
