@@ -214,7 +214,10 @@ class PlainViTBase(BaseModule, PEBackbone):
         return [self.norm]
 
     def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
+        """As mmpretrain's VisionTransformer: ``frozen_stages <= 0``
+        freezes nothing, ``k > 0`` the stem and blocks 0..k-1 (with their PE
+        LayerNorms), ``k == L`` also the Last LN (and Last-LN PE norm)."""
+        if self.frozen_stages <= 0:
             return []
         frozen = [getattr(self, self.STEM), self.pos_drop]
         for i in range(self.frozen_stages):
@@ -228,7 +231,7 @@ class PlainViTBase(BaseModule, PEBackbone):
         return frozen
 
     def _freeze_stages(self):
-        if self.frozen_stages < 0:
+        if self.frozen_stages <= 0:  # 0 freezes nothing, as in mmpretrain
             return
         self.pe.pos_embed.requires_grad = False
         if self.cls_token is not None:

@@ -154,7 +154,11 @@ class MPVGCeiT(PlainViTBase):
         conv_norm_cfg (dict): Config of the BatchNorms of the stem and LeFF.
             Defaults to ``dict(type='BN')``.
         final_norm (bool): Apply the Last LN after the LCA. Defaults to True.
-        frozen_stages (int): Freeze the stem (0), and blocks 1..k; -1 none.
+        frozen_stages (int): As mmpretrain's VisionTransformer: ``k > 0``
+            freezes the stem (patch embedding, class token, pos_0) and the
+            first k blocks with their PE LayerNorms; ``k`` = the number of
+            blocks also the Last LN (and the Last-LN PE norm); 0 and -1
+            freeze nothing. Frozen parts stay in eval mode. Defaults to -1.
         interpolate_mode (str): PE interpolation mode. Defaults to 'bicubic'.
         init_cfg (dict, optional): Initialization config.
     """

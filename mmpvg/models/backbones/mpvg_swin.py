@@ -185,9 +185,13 @@ class MPVGSwin(SwinTransformer, PEBackbone):
         interpolate_mode (str): pos_0 resize mode. Defaults to 'bicubic'.
         with_cp (bool): Gradient checkpointing of each block.
             Defaults to False.
-        frozen_stages (int): Freeze the stem (patch embedding and pos_0,
-            from 0 on) and stages 0..k with their blocks' PE LayerNorms;
-            -1 freezes nothing.
+        frozen_stages (int): As mmpretrain's SwinTransformer, stages
+            count from 0: ``k >= 0`` freezes the stem (patch embedding and
+            pos_0; mmpretrain leaves its ``absolute_pos_embed`` trainable)
+            and stages 0..k with their blocks' PE LayerNorms and the output
+            norms ``norm{i}`` of those stages; -1 freezes nothing. (Unlike
+            the plain ViT families, where k counts blocks and 0 freezes
+            nothing, again as in mmpretrain.)
         norm_eval (bool): Keep BatchNorms in eval mode (as mmpretrain).
             Defaults to False.
         pad_small_map (bool): As mmpretrain's Swin (pad maps smaller than the

@@ -62,7 +62,10 @@ class MPVGViT(PlainViTBase):
     (AAAI 2025), with ViT/DeiT, GAP, LaPE and PVG as ``pe_mode`` values.
 
     Args:
-        arch (str | dict): 'deit-tiny', 'deit-small', 'deit-base',
+        arch (str | dict): 'deit-tiny', 'deit-small', 'deit-base' (also
+            'deit-t', 'deit-s', 'deit-b'), mmpretrain's 'b'/'base',
+            'l'/'large', 'h'/'huge' (its 's'/'small' is refused as
+            ambiguous),
             'vit-lite-7' (CIFAR: patch 4, 32x32, post-attention norm) or
             't2t-vit-7' (T2T-ViT-7: Performer tokens-to-token stem, fixed
             1-D sinusoidal pos_0, LN eps 1e-5, no qkv bias), or a dict with
@@ -102,11 +105,19 @@ class MPVGViT(PlainViTBase):
             Not accepted with a T2T stem, whose token grid follows its soft
             splits (``patch_size`` is then the stem's total stride).
         in_channels (int): Image channels. Defaults to 3.
-        out_indices (int | Sequence[int]): Blocks to output. Defaults to -1.
+        out_indices (int | Sequence[int]): Blocks to output, as
+            mmpretrain's VisionTransformer: negative entries count from the
+            end, outputs come in block order, the last block's after the
+            Last LN. Defaults to -1.
         out_type (str, optional): 'cls_token', 'avg_featmap' (mean over the
-            tokens of LN_last(x_L) [+ Last-LN PE]: LN before pooling, unlike
-            mmpretrain's), 'featmap' (B, C, h, w) or 'raw' (B, N, C).
-            ``None``: 'cls_token' with a class token, else 'avg_featmap'.
+            patch tokens of LN_last(x_L) [+ Last-LN PE]), 'featmap'
+            (B, C, h, w) or 'raw' (B, N, C). ``None``: 'cls_token' with a
+            class token, else 'avg_featmap'. The name is mmpretrain's, the
+            meaning differs: mmpretrain's 'avg_featmap' adds a second
+            LayerNorm after pooling, ``ln2(mean(ln1(x)))``, ours is
+            ``mean(norm(x))`` (LN, then pool; the Last-LN PE must be added
+            per token before pooling). mmpretrain2mpvg.py moves ``ln2`` into
+            an identity ``LinearNeck``.
         qkv_bias (bool, optional): Bias in qkv. Defaults to the arch's.
         drop_rate (float): Dropout after PE and in blocks. Defaults to 0.
         attn_drop_rate (float): Attention dropout. Defaults to 0.
@@ -132,7 +143,11 @@ class MPVGViT(PlainViTBase):
             ``None``: True there.
         final_norm (bool): Apply the Last LN after the last block.
             Defaults to True.
-        frozen_stages (int): Freeze the stem (0), and blocks 1..k; -1 none.
+        frozen_stages (int): As mmpretrain's VisionTransformer: ``k > 0``
+            freezes the stem (patch embedding, class token, pos_0) and the
+            first k blocks with their PE LayerNorms; ``k`` = the number of
+            blocks also the Last LN (and the Last-LN PE norm); 0 and -1
+            freeze nothing. Frozen parts stay in eval mode. Defaults to -1.
         interpolate_mode (str): PE interpolation mode. Defaults to 'bicubic'.
         init_cfg (dict, optional): Initialization config, e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
@@ -147,6 +162,17 @@ class MPVGViT(PlainViTBase):
         **dict.fromkeys(['deit-b', 'deit-base'], dict(
             embed_dims=768, num_layers=12, num_heads=12,
             feedforward_channels=3072)),
+        # mmpretrain's ViT presets, for configs switched from it ('s' /
+        # 'small' are left out: mmpretrain's is not DeiT-S, see _parse_arch)
+        **dict.fromkeys(['b', 'base'], dict(
+            embed_dims=768, num_layers=12, num_heads=12,
+            feedforward_channels=3072)),
+        **dict.fromkeys(['l', 'large'], dict(
+            embed_dims=1024, num_layers=24, num_heads=16,
+            feedforward_channels=4096)),
+        **dict.fromkeys(['h', 'huge'], dict(
+            embed_dims=1280, num_layers=32, num_heads=16,
+            feedforward_channels=5120)),
         # Compact Transformers' ViT-Lite-7/4 for 32x32 CIFAR images.
         'vit-lite-7': dict(
             embed_dims=256, num_layers=7, num_heads=4,
@@ -274,6 +300,14 @@ class MPVGViT(PlainViTBase):
     # argument parsing
     # ------------------------------------------------------------------ #
     def _parse_arch(self, arch) -> dict:
+        if isinstance(arch, str) and arch.lower() in ('s', 'small'):
+            raise ValueError(
+                f'arch={arch!r} is ambiguous: mmpretrain\'s ViT "small" has '
+                '768 dims, 8 layers, 8 heads and an MLP of 2304, while DeiT-S '
+                "(timm's ViT-S) has 384 dims, 12 layers, 6 heads. Pass "
+                "arch='deit-small' for DeiT-S, or arch=dict(embed_dims=768, "
+                'num_layers=8, num_heads=8, feedforward_channels=2304) for '
+                "mmpretrain's.")
         arch = self._arch_dict(arch)
         stem = arch.get('stem', 'patch')
         if stem not in self.STEMS:

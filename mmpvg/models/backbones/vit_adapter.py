@@ -106,8 +106,9 @@ class MPVGViTAdapter(BaseModule):
             attention/FFN inputs. Defaults to ``dict(type='LN', eps=1e-6)``.
         final_norm (bool): Apply the ViT's final norm to the token map.
             Defaults to True.
-        frozen_stages (int): Freeze the ViT stem and blocks 1..k (the
-            adapter is never frozen), see :class:`MPVGViT`. Defaults to -1.
+        frozen_stages (int): Freeze the ViT's stem and first k blocks as
+            :class:`MPVGViT` (mmpretrain's meaning: 0 and -1 freeze
+            nothing); the adapter is never frozen. Defaults to -1.
         interpolate_mode (str): pos_0 interpolation mode.
             Defaults to 'bicubic'.
         conv_inplane (int): Stem channels of the spatial prior module.

@@ -360,6 +360,9 @@ def test_get_layer_depth():
 
 
 def test_frozen_stages_keep_bn_in_eval():
+    # mmpretrain's meaning: 0 freezes nothing (not even the stem)
+    assert all(p.requires_grad
+               for p in build('mpvg', frozen_stages=0).parameters())
     m = build('mpvg', frozen_stages=2).train()
     frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
     assert {'pe.pos_embed', 'stem.conv.weight', 'blocks.1.mlp.conv1.weight',

@@ -388,6 +388,24 @@ def test_frozen_stages():
     assert m.stages[1].training and m.pe.norms['2'].training
 
 
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 2])
+def test_frozen_stages_as_mmpretrain(frozen_stages):
+    """Stages count from 0 as in mmpretrain's SwinTransformer (whose
+    parameter names ours keep): the same parameters freeze, besides the
+    PE (ours freezes pos_0 with the stem)."""
+    from mmpretrain.models import SwinTransformer
+    cfg = dict(KW, frozen_stages=frozen_stages)
+    del cfg['drop_path_rate']
+    theirs = SwinTransformer(**cfg)
+    theirs.train()  # (it freezes in train() only; ours in __init__ too)
+    expected = {n for n, p in theirs.named_parameters()
+                if not p.requires_grad}
+    ours = build('gap', frozen_stages=frozen_stages)
+    frozen = {n for n, p in ours.named_parameters() if not p.requires_grad}
+    assert {n for n in frozen if not n.startswith('pe.')} == expected
+    assert ('pe.pos_embed' in frozen) == (frozen_stages >= 0)
+
+
 def test_get_layer_depth():
     m = build('mpvg')
     depth = {n: m.get_layer_depth('backbone.' + n, 'backbone.')[0]

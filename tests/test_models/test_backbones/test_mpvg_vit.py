@@ -373,6 +373,31 @@ def test_frozen_stages():
     assert not m.blocks[1].training and m.blocks[2].training
 
 
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 1, SMALL['num_layers']])
+@pytest.mark.parametrize('with_cls_token', [True, False])
+def test_frozen_stages_as_mmpretrain(frozen_stages, with_cls_token):
+    """The parameters frozen are those mmpretrain's VisionTransformer
+    freezes, named as the converter maps them: 0 freezes nothing, k > 0
+    the stem and k blocks, all blocks the final norm too."""
+    from mmpretrain.models import VisionTransformer
+
+    from mmpvg.converters import convert_mmpretrain_to_mpvg
+    out_type = 'cls_token' if with_cls_token else 'featmap'
+    theirs = VisionTransformer(arch=SMALL, img_size=64, patch_size=16,
+                               with_cls_token=with_cls_token,
+                               out_type=out_type,
+                               frozen_stages=frozen_stages)
+    # the converter returns the very Parameters under MPVGViT's names
+    mapped = convert_mmpretrain_to_mpvg(dict(theirs.named_parameters()))
+    expected = {k[len('backbone.'):] for k, p in mapped.items()
+                if not p.requires_grad}
+    ours = build('cls' if with_cls_token else 'gap', out_type=out_type,
+                 frozen_stages=frozen_stages)
+    frozen = {n for n, p in ours.named_parameters() if not p.requires_grad}
+    assert frozen == expected
+    assert bool(frozen) == (frozen_stages > 0)
+
+
 def test_get_layer_depth():
     m = build('mpvg')
     L = SMALL['num_layers']
@@ -533,3 +558,24 @@ def test_zero_sizes_are_errors_not_defaults():
     with pytest.raises(ValueError,
                        match='patch_size must be a positive int'):
         MPVGViT(arch=SMALL, img_size=32, patch_size=0)
+
+
+def test_mmpretrain_arch_presets():
+    """mmpretrain's preset names give its settings (and its defaults: qkv
+    bias, 224 / 16, LN eps 1e-6); its 's' is not DeiT-S and is refused."""
+    from mmpretrain.models import VisionTransformer
+    for name in ('b', 'base', 'l', 'large', 'h', 'huge', 'deit-t',
+                 'deit-tiny', 'deit-s', 'deit-small', 'deit-b', 'deit-base'):
+        theirs = VisionTransformer.arch_zoo[name]
+        ours = {**MPVGViT.ARCH_DEFAULTS, **MPVGViT.arch_zoo[name]}
+        assert {k: ours[k] for k in theirs} == theirs, name
+        assert (ours['qkv_bias'], ours['img_size'], ours['patch_size'],
+                ours['norm_eps'], ours['norm_after_attn']) == (
+                    True, 224, 16, 1e-6, False), name
+    m = MPVGViT(arch='B', pe_mode='cls', img_size=32)
+    assert (m.embed_dims, m.num_layers) == (768, 12)
+    for name in ('s', 'small'):
+        with pytest.raises(ValueError, match=f"arch='{name}' is ambiguous: "
+                           "mmpretrain's ViT \"small\" has 768 dims"):
+            MPVGViT(arch=name)
+

@@ -287,6 +287,9 @@ def test_get_layer_depth():
 
 
 def test_frozen_stages_freeze_only_the_vit():
+    # mmpretrain's meaning: 0 freezes nothing (not even the stem)
+    assert all(p.requires_grad
+               for p in build('mpvg', frozen_stages=0).parameters())
     m = build('mpvg', frozen_stages=2)
     frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
     assert 'vit.pe.pos_embed' in frozen
