@@ -4,10 +4,8 @@
 What every converter command line does with files, and nothing else: the
 conversions themselves are pure functions on state dicts.
 """
-import argparse
 import os
 import os.path as osp
-import pickle
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -79,18 +77,14 @@ def load_checkpoint(path: str) -> Any:
 
     Raises:
         FileNotFoundError: If ``path`` is not a file.
+        ValueError: If it is no torch.save checkpoint, or is truncated
+            (:class:`~mmpvg.utils.checkpoint.CheckpointFileError`).
+        pickle.UnpicklingError: If it holds objects outside the allowlist.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint file {path!r} does not exist.')
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(
-            f'Could not load {path!r} with torch.load(weights_only=True): it '
-            'holds objects other than tensors and the allowlisted types, and '
-            'this tool does not unpickle arbitrary objects. torch said: '
-            f'{e}') from e
+    # the project's one safe loader: it also names a file that is no
+    # checkpoint (text, an image, empty, truncated) in one line
+    from mmpvg.utils.checkpoint import load_checkpoint_file
+    return load_checkpoint_file(path, map_location='cpu')
 
 
 def check_output_path(path: str, force: bool = False,

@@ -39,8 +39,10 @@ _SIZE_MISMATCH_RE = re.compile(r'size mismatch for (\S+?):')
 _SHOWN = 6  # keys shown per list in messages
 
 
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint whose keys do not fit the model it is loaded into."""
+class CheckpointMismatchError(ValueError, RuntimeError):
+    """A checkpoint whose keys do not fit the model it is loaded into (a
+    ValueError for the command lines, a RuntimeError like mmengine's strict
+    loading)."""
 
 
 def _abbrev(keys: List[str]) -> str:
