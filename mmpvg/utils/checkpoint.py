@@ -258,6 +258,8 @@ def load_checkpoint_file(file, map_location=None, name: str = None):
         msg = str(e)
         if 'central directory' in msg or 'PytorchStreamReader' in msg:
             raise _damaged(name, size, 'its zip archive is incomplete') from e
+        if 'unexpected EOF' in msg:  # legacy format, cut in the tensor data
+            raise _damaged(name, size, 'the tensor data stop early') from e
         if 'inline_container' in msg or 'data.pkl' in msg:
             raise _file_error(
                 name, 'a zip archive of other files (no data.pkl)') from e
