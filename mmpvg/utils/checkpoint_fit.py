@@ -136,19 +136,27 @@ def _describe_model(module) -> str:
     return what
 
 
-def _hints(state_dict: Mapping, module, prefixes: List[str]) -> str:
-    """What the checkpoint is and what to do about it, for the message."""
+def _format_hint(state_dict: Mapping) -> str:
+    """What format the checkpoint is, and the converter to use."""
     from mmpvg.converters.formats import describe_format, detect_format
     from mmpvg.converters.io import unwrap_state_dict
     try:  # a timm/DeiT file keeps its weights under 'model'
         state_dict = unwrap_state_dict(state_dict)[0]
     except ValueError:
         pass
-    fmt = detect_format(state_dict)
-    hints = [describe_format(fmt)]
-    keys = list(state_dict)
-    module = _unwrap(module)
-    if fmt == 'mmpvg':
+    return describe_format(detect_format(state_dict))
+
+
+def _hints(state_dict: Mapping, module, prefixes: List[str]) -> str:
+    """What the checkpoint is and what to do about it, for the message."""
+    # a whole model's checkpoint loaded into its backbone
+    if any(k.startswith('backbone.') for k in state_dict) and \
+            not hasattr(_unwrap(module), 'backbone'):
+        return ("Its keys start with 'backbone.': to initialise a backbone, "
+                "use init_cfg=dict(type='Pretrained', checkpoint=..., "
+                "prefix='backbone.').")
+    hints = [_format_hint(state_dict)]
+    if hints[0].startswith('It is an mmpvg'):
         # which MPVGViT the checkpoint holds, read back from its keys
         from mmpvg.converters.arch import infer_vit_arch
         for prefix in dict.fromkeys(prefixes + ['backbone.', '']):
@@ -163,11 +171,6 @@ def _hints(state_dict: Mapping, module, prefixes: List[str]) -> str:
                 f"{arch['num_layers']} blocks of {arch['embed_dims']} "
                 'channels; check the config it was trained with.')
             break
-    if keys and all(k.startswith('backbone.') for k in keys) and \
-            not hasattr(module, 'backbone'):
-        hints.append("Its keys start with 'backbone.': to initialise a "
-                     "backbone, use init_cfg=dict(type='Pretrained', "
-                     "checkpoint=..., prefix='backbone.').")
     return ' '.join(hints)
 
 
@@ -289,7 +292,6 @@ class FitPretrainedInit(PretrainedInit):
             return super().__call__(module)
         from mmengine.runner.checkpoint import _load_checkpoint
 
-        from mmpvg.converters.formats import describe_format, detect_format
         checkpoint = _load_checkpoint(self.checkpoint,
                                       map_location=self.map_location)
         state_dict = _state_dict_of(checkpoint)
@@ -304,8 +306,7 @@ class FitPretrainedInit(PretrainedInit):
                 raise CheckpointMismatchError(
                     f'Checkpoint {self.checkpoint!r} has no key starting '
                     f"with init_cfg prefix={self.prefix!r}: its keys start "
-                    f'with {_abbrev(heads)}. '
-                    + describe_format(detect_format(state_dict)))
+                    f'with {_abbrev(heads)}. ' + _format_hint(state_dict))
             print_log(f'load {prefix} in model from: {self.checkpoint}',
                       logger='current')
             state_dict = selected
