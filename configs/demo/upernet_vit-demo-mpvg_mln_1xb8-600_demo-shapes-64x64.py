@@ -7,7 +7,8 @@ _base_ = [
     '../_base_/schedules/demo-shapes-ade_adamw-lrd_600.py',
 ]
 custom_imports = dict(
-    imports=['mmpvg', 'mmpvg.datasets.demo_shapes_ade'],
+    imports=['mmpvg', 'mmpvg.datasets.demo_shapes_ade',
+             'mmpvg.visualization.seg_local_visualizer'],
     allow_failed_imports=False)
 
 pretrained = 'work_dirs/demo/vit-demo-mpvg_1xb64_demo-digits/epoch_30.pth'

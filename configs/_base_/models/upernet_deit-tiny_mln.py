@@ -5,7 +5,10 @@
 # for mpvg], the feature the classifier pools.
 # The leaf sets pe_mode and the ImageNet-1K checkpoint (init_cfg.checkpoint).
 _base_ = 'mmseg::_base_/models/upernet_vit-b16_ln_mln.py'
-custom_imports = dict(imports=['mmpvg'], allow_failed_imports=False)
+# the visualizer of the schedule recipe (mmseg's, for any image layout)
+custom_imports = dict(
+    imports=['mmpvg', 'mmpvg.visualization.seg_local_visualizer'],
+    allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(

@@ -6,7 +6,10 @@
 # pos_0 (14x14 at 224) is resized to the 32x32 grid of img_size=512 on load,
 # and class-token modes lose their class token (the adapter runs without).
 _base_ = 'mmseg::_base_/models/upernet_r50.py'
-custom_imports = dict(imports=['mmpvg'], allow_failed_imports=False)
+# the visualizer of the schedule recipe (mmseg's, for any image layout)
+custom_imports = dict(
+    imports=['mmpvg', 'mmpvg.visualization.seg_local_visualizer'],
+    allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(size=(512, 512))

@@ -5,7 +5,10 @@
 # a CPU training step about 4x shorter. The leaf sets pe_mode and the demo
 # classifier's checkpoint.
 _base_ = 'mmseg::_base_/models/upernet_vit-b16_ln_mln.py'
-custom_imports = dict(imports=['mmpvg'], allow_failed_imports=False)
+# the visualizer of the schedule recipe (mmseg's, for any image layout)
+custom_imports = dict(
+    imports=['mmpvg', 'mmpvg.visualization.seg_local_visualizer'],
+    allow_failed_imports=False)
 
 norm_cfg = dict(type='BN', requires_grad=True)  # one process, CPU
 # the normalisation the demo classifier learnt with (pixels / 255)

@@ -30,3 +30,8 @@ param_scheduler = [
          end=160000),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+
+# mmseg's visualizer, drawing on a contiguous copy of the image (mmseg's
+# browse_dataset hands it a strided view that OpenCV cannot draw on); the
+# model fragments import its module (custom_imports).
+visualizer = dict(type='MPVGSegLocalVisualizer')

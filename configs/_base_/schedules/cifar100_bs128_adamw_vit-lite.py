@@ -30,3 +30,11 @@ train_cfg = dict(by_epoch=True, max_epochs=310, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=128)
+
+# mmpretrain's visualizer again, written here: the copy inherited through
+# `mmpretrain::` carries mmengine's `_scope_` key, which mmpretrain's
+# browse_dataset passes on to UniversalVisualizer as an unknown argument.
+visualizer = dict(
+    _delete_=True,
+    type='UniversalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')])

@@ -31,3 +31,11 @@ param_scheduler = [
 
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 auto_scale_lr = dict(base_batch_size=1024)
+
+# mmpretrain's visualizer again, written here: the copy inherited through
+# `mmpretrain::` carries mmengine's `_scope_` key, which mmpretrain's
+# browse_dataset passes on to UniversalVisualizer as an unknown argument.
+visualizer = dict(
+    _delete_=True,
+    type='UniversalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')])

@@ -33,3 +33,11 @@ val_cfg = dict()
 test_cfg = dict()
 custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]
 auto_scale_lr = dict(base_batch_size=512)
+
+# mmpretrain's visualizer again, written here: the copy inherited through
+# `mmpretrain::` carries mmengine's `_scope_` key, which mmpretrain's
+# browse_dataset passes on to UniversalVisualizer as an unknown argument.
+visualizer = dict(
+    _delete_=True,
+    type='UniversalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')])
