@@ -869,8 +869,17 @@ def execute(runs: Sequence[Run], tools_dir: str, metric: str,
             progress.end()
         record = dict(asdict(run), metric=metric, wall_s=wall,
                       resumed=resumed, **collect_metrics(run.work_dir, metric))
-        if run_test:
+        _write_json(marker, record)
+        records.append(dict(record, state=state))
+        progress.update(
+            f'done: final {metric} = {record["final"]:g}, best = '
+            f'{record["best"]:g}')
+    if run_test:
+        for run, record in zip(runs, records):
+            if 'test' in record:
+                continue
             log_path = osp.join(run.work_dir, RUN_LOG)
+            printer(f'[compare] tools/test.py: {run.describe()}')
             rc = _stream(test_command(run, tools_dir, python), log_path, env,
                          lambda line: None, echo)
             if rc != 0:
@@ -880,11 +889,8 @@ def execute(runs: Sequence[Run], tools_dir: str, metric: str,
                     f'{_tail(log_path)}')
             record['test'] = test_metric(osp.join(run.work_dir, 'test'),
                                          metric)
-        _write_json(marker, record)
-        records.append(dict(record, state=state))
-        progress.update(
-            f'done: final {metric} = {record["final"]:g}, best = '
-            f'{record["best"]:g}')
+            saved = {k: v for k, v in record.items() if k != 'state'}
+            _write_json(osp.join(run.work_dir, DONE_MARKER), saved)
     return records
 
 
