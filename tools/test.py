@@ -10,6 +10,7 @@ if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
     sys.path.insert(0, osp.abspath(osp.join(__file__, '../..')))
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
+from mmpvg.utils.checkpoint_fit import CheckpointFitHook
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
                                 build_runner, enable_visualization,
                                 ensure_local_rank,
@@ -55,6 +56,9 @@ def main():
 
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
+    # refuse a checkpoint that does not fit instead of evaluating random
+    # weights (mmengine only warns)
+    runner.register_hook(CheckpointFitHook(exact=True))
     if dump_metric is not None:
         runner.test_evaluator.metrics.append(dump_metric)
     runner.test()

@@ -12,6 +12,7 @@ if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
     sys.path.insert(0, osp.abspath(osp.join(__file__, '../..')))
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
+from mmpvg.utils.checkpoint_fit import CheckpointFitHook
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
                                 build_runner, check_work_dir, enable_amp,
                                 enable_auto_scale_lr, enable_exact_resume,
@@ -69,6 +70,8 @@ def main():
 
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
+    # fine-tuning: the backbone must fit load_from; resuming: everything
+    runner.register_hook(CheckpointFitHook(exact=False))
     if fresh_start:
         runner.logger.warning(fresh_start)
     runner.train()
