@@ -40,3 +40,22 @@ def demo_shapes_coco(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('data') / 'demo_shapes_coco')
     make_shapes_coco(root)
     return root
+
+
+# Modules whose tests train or evaluate through the tools (minutes each, the
+# detection demo the longest). Started first, longest first, so that with
+# `pytest -n 2` (tools/run_tests.sh) both workers finish at about the same
+# time instead of one starting a long training when the other is done.
+LONG_MODULES = (
+    'test_detection_demo.py', 'test_upstream_tools.py',
+    'test_checkpoint_loading.py', 'test_resume.py',
+    'test_compare_pe_modes.py', 'test_train_test.py',
+    'test_segmentation_demo.py', 'test_family_demos_t2t.py',
+    'test_dist_train.py', 'test_family_demos_ceit.py',
+    'test_family_demos_swin.py',
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -29,9 +29,7 @@ ARCH = dict(embed_dims=32, num_layers=4, num_heads=4, feedforward_channels=64)
 EPS = 1e-6
 ALL_MODES = ['cls', 'gap', 'lape', 'pvg', 'mpvg']
 LAYERWISE_MODES = ['lape', 'pvg', 'mpvg']
-PYTHON = osp.join(REPO_ROOT, '.venv', 'bin', 'python')
-if not osp.isfile(PYTHON):  # pragma: no cover - another venv location
-    PYTHON = sys.executable
+PYTHON = sys.executable
 
 
 def randomise(module: nn.Module, seed: int = 0):

@@ -137,11 +137,9 @@ def test_cli_subprocess(tmp_path):
     timm_path = str(tmp_path / 'timm.pth')
     torch.save({'model': timm_vit(seed=10).state_dict()}, timm_path)
     out_path = str(tmp_path / 'out' / 'mpvg.pth')
-    python = osp.join(REPO_ROOT, '.venv', 'bin', 'python')
-    if not osp.isfile(python):
-        python = sys.executable
     proc = subprocess.run(
-        [python, osp.join(CONVERTERS, 'deit2mpvg.py'), timm_path, out_path],
+        [sys.executable, osp.join(CONVERTERS, 'deit2mpvg.py'), timm_path,
+         out_path],
         cwd=REPO_ROOT,
         env=dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1'),
         capture_output=True, text=True, timeout=TOOL_TIMEOUT)

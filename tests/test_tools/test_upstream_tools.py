@@ -244,9 +244,8 @@ def installed(tmp_path_factory):
 
 
 def mim(args, site, cwd):
-    exe = osp.join(osp.dirname(sys.executable), 'mim')
     env = dict(os.environ, PYTHONPATH=site, OMP_NUM_THREADS='1')
-    proc = subprocess.run([exe] + args, cwd=cwd, env=env, text=True,
+    proc = subprocess.run([sys.executable, '-m', 'mim'] + args, cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=TOOL_TIMEOUT)
     assert proc.returncode == 0, output(proc)[-6000:]
     return proc
