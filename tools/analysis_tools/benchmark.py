@@ -1,238 +1,129 @@
 # Copyright (c) mmpvg contributors. All rights reserved.
-"""Speed of MPVGViT (every pe_mode) against mmpretrain's VisionTransformer.
+"""Speed and memory of MPVGViT / MPVGSwin in every mode against timm's and
+mmpretrain's models of the same arch.
 
-All models of one arch are timed interleaved in one process (model A, B, C,
-A, B, C, ...) after a warm-up, so that drifts of the machine hit every model
-alike; the table reports medians. FLOPs are counted by mmengine's
-FlopAnalyzer (multiply-adds, as mmengine and fvcore count them) with a
-handle for ``scaled_dot_product_attention``, which it otherwise skips.
-Peak memory is CUDA's peak allocated memory during one untimed pass (above
-what was allocated before it), on a GPU only: on the CPU, freed memory is
-kept and reused by the allocator, so one process cannot attribute a peak to
-each of several interleaved models, and the table says n/a.
+``--family vit``: MPVGViT against timm's and mmpretrain's
+VisionTransformer (same depth, width, heads, MLP, patch); the class-token
+modes ('cls', 'lape') against their class-token models, the others against
+their GAP models (one LayerNorm, then the head). ``--family swin``:
+MPVGSwin against mmpretrain's SwinTransformer with its absolute PE (the
+paper's Default Swin, which 'gap' reproduces) and timm's (same stages,
+window and heads; relative bias only, no absolute PE).
+
+Every model is a classifier with a 1000-class head. All of one arch are
+timed interleaved in this process (A, B, C, A, B, C, ...) after warm-up:
+inference (no grad) and a training step (forward, cross-entropy,
+backward, AdamW step). The ratios are of medians, with the quartiles of
+the per-round ratios in brackets (the noise: a ratio whose range holds
+1.00 is a tie). Peak memory is measured for each model in its own
+subprocess, before the timing: peak resident memory one pass adds on the
+CPU, CUDA's peak allocated memory on a GPU. FLOPs are multiply-adds
+(mmengine's FlopAnalyzer, attention included). The machinery is
+:mod:`mmpvg.analysis.benchmark`.
 
 Example:
-    python tools/analysis_tools/benchmark.py --archs deit-tiny \
-        --batch-size 32 --repeats 10 --out work_dirs/benchmark.md
+    python tools/analysis_tools/benchmark.py --family vit --archs deit-tiny \
+        --batch-size 8 --repeats 7 --out work_dirs/benchmark.md
 """
 import argparse
-import math
 import os.path as osp
-import statistics
 import sys
-import time
 if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
     sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
-from functools import reduce
 
 import torch
-import torch.nn as nn
-from mmpretrain.models import VisionTransformer
 
-from mmpvg.models import PE_MODES, MPVGViT
+from mmpvg.analysis.benchmark import (AMP_DTYPES, SWIN_ARCHS, VIT_ARCHS,
+                                      benchmark, model_specs, to_markdown)
 
-REFERENCE = 'mmpretrain ViT'
+PEERS = ('timm', 'mmpretrain')
 
 
-def parse_args():
+def family_modes(family):
+    from mmpvg.models import PE_MODES
+    from mmpvg.models.backbones.mpvg_swin import SWIN_PE_MODES
+    return list(PE_MODES if family == 'vit' else SWIN_PE_MODES)
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--archs', nargs='+', default=['deit-tiny'],
-                        choices=['deit-tiny', 'deit-small', 'deit-base'])
-    parser.add_argument('--modes', nargs='+', default=list(PE_MODES),
-                        choices=list(PE_MODES))
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--family', choices=['vit', 'swin'], default='vit')
+    parser.add_argument('--archs', nargs='+',
+                        help=f'vit: {VIT_ARCHS} (default deit-tiny); swin: '
+                        f'{SWIN_ARCHS} (default tiny)')
+    parser.add_argument('--modes', nargs='+',
+                        help='pe_modes to time (default: every mode of the '
+                        'family)')
+    parser.add_argument('--peers', nargs='*', default=list(PEERS),
+                        choices=PEERS)
+    parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=224)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--train', action='store_true',
-                        help='also time a training step (fwd + bwd + AdamW)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--no-train', action='store_true',
+                        help='time inference only')
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the per-model memory subprocesses')
+    parser.add_argument('--no-flops', action='store_true')
+    parser.add_argument('--amp', choices=list(AMP_DTYPES), default='none',
+                        help='autocast dtype (GPU only)')
+    parser.add_argument('--threads', type=int,
+                        help='torch.set_num_threads (default: unchanged)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
-    parser.add_argument('--out', help='write the markdown table here')
-    args = parser.parse_args()
+    parser.add_argument('--out', help='also write the markdown table here')
+    args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or args.batch_size < 1:
-        parser.error('--repeats and --batch-size must be >= 1, --warmup >= 0')
+        parser.error('--repeats and --batch-size must be >= 1 and --warmup '
+                     f'>= 0, got {args.repeats}, {args.batch_size} and '
+                     f'{args.warmup}')
+    archs = VIT_ARCHS if args.family == 'vit' else SWIN_ARCHS
+    args.archs = args.archs or [archs[0]]
+    bad = [a for a in args.archs if a not in archs]
+    if bad:
+        parser.error(f'--archs {bad} are not {args.family} archs; choose '
+                     f'from {list(archs)}')
+    modes = family_modes(args.family)
+    args.modes = args.modes or modes
+    bad = [m for m in args.modes if m not in modes]
+    if bad:
+        parser.error(f'--modes {bad} are not {args.family} modes; choose '
+                     f'from {modes}')
+    if args.amp != 'none' and not args.device.startswith('cuda'):
+        parser.error(f'--amp {args.amp} needs a GPU (--device cuda)')
     return args
 
 
-class Classifier(nn.Module):
-    """Backbone + linear head, the unit that is timed."""
-
-    def __init__(self, backbone, embed_dims, num_classes=1000):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(embed_dims, num_classes)
-
-    def forward(self, x):
-        return self.head(self.backbone(x)[-1])
-
-
-def sdpa_flop_jit(inputs, outputs):
-    """Multiply-adds of scaled_dot_product_attention: QK^T and AV."""
-    from mmengine.analysis.jit_handles import get_shape
-    q, k, v = (get_shape(x) for x in inputs[:3])
-    batch = reduce(lambda a, b: a * b, q[:-2], 1)
-    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
-
-
-def count_flops(model, img_size, device):
-    from mmengine.analysis import FlopAnalyzer
-    x = torch.randn(1, 3, img_size, img_size, device=device)
-    analyzer = FlopAnalyzer(model.eval(), (x, ))
-    analyzer.set_op_handle('aten::scaled_dot_product_attention',
-                           sdpa_flop_jit)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer.total()
-
-
-def peak_memory_mb(fn, device):
-    """Peak CUDA memory that ``fn()`` adds, in MiB; NaN on the CPU."""
-    if not device.startswith('cuda'):
-        return float('nan')
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
-
-
-def build_models(arch, modes):
-    models = {REFERENCE: VisionTransformer(arch=arch, out_type='cls_token')}
-    for mode in modes:
-        models[f'MPVGViT {mode}'] = MPVGViT(arch=arch, pe_mode=mode)
-    return {name: Classifier(b, b.embed_dims) for name, b in models.items()}
-
-
-def sync(device):
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def time_inference(model, x, device):
-    with torch.no_grad():
-        sync(device)
-        start = time.perf_counter()
-        model(x)
-        sync(device)
-    return time.perf_counter() - start
-
-
-def time_train_step(model, optimizer, x, y, device):
-    sync(device)
-    start = time.perf_counter()
-    loss = nn.functional.cross_entropy(model(x), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def benchmark_arch(arch, args):
-    device = args.device
-    models = build_models(arch, args.modes)
-    for m in models.values():
-        m.to(device)
-    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size,
-                    device=device)
-    y = torch.randint(0, 1000, (args.batch_size, ), device=device)
-    one = x[:1]
-    results = {name: dict(infer=[], latency=[], train=[]) for name in models}
-    optimizers = {n: torch.optim.AdamW(m.parameters(), lr=1e-4)
-                  for n, m in models.items()}
-
-    for step in range(args.warmup + args.repeats):
-        for name, model in models.items():
-            model.eval()
-            t_batch = time_inference(model, x, device)
-            t_one = time_inference(model, one, device)
-            t_train = None
-            if args.train:
-                model.train()
-                t_train = time_train_step(model, optimizers[name], x, y,
-                                          device)
-            if step >= args.warmup:
-                results[name]['infer'].append(t_batch)
-                results[name]['latency'].append(t_one)
-                if t_train is not None:
-                    results[name]['train'].append(t_train)
-
-    memory = {}
-    for name, model in models.items():
-        model.eval()
-        with torch.no_grad():
-            infer_mem = peak_memory_mb(lambda: model(x), device)
-        train_mem = None
-        if args.train:
-            model.train()
-            train_mem = peak_memory_mb(
-                lambda: time_train_step(model, optimizers[name], x, y, device),
-                device)
-        memory[name] = (infer_mem, train_mem)
-
-    rows = []
-    ref = statistics.median(results[REFERENCE]['infer'])
-    for name, model in models.items():
-        r = results[name]
-        infer = statistics.median(r['infer'])
-        row = dict(
-            arch=arch, model=name,
-            params=sum(p.numel() for p in model.parameters()) / 1e6,
-            gflops=count_flops(model, args.img_size, device) / 1e9,
-            infer_mem=memory[name][0],
-            throughput=args.batch_size / infer,
-            latency_ms=statistics.median(r['latency']) * 1e3,
-            relative=ref / infer)
-        if r['train']:
-            row['train_throughput'] = args.batch_size / statistics.median(
-                r['train'])
-            row['train_mem'] = memory[name][1]
-        rows.append(row)
-    return rows
-
-
-def _mem(mib):
-    return 'n/a' if math.isnan(mib) else f'{mib:.0f}'
-
-
-def to_markdown(rows, args):
-    train = args.train
-    cols = ['arch', 'model', 'params (M)', 'GFLOPs', 'inference img/s',
-            'vs mmpretrain', 'latency bs1 (ms)', 'peak mem inference (MiB)']
-    if train:
-        cols += ['train img/s', 'peak mem train step (MiB)']
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    for r in rows:
-        cells = [r['arch'], r['model'], f"{r['params']:.2f}",
-                 f"{r['gflops']:.2f}", f"{r['throughput']:.1f}",
-                 f"{r['relative']:.2f}x", f"{r['latency_ms']:.1f}",
-                 _mem(r['infer_mem'])]
-        if train:
-            cells += [f"{r['train_throughput']:.1f}", _mem(r['train_mem'])]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    lines.append('')
-    lines.append(
-        f'device: {args.device} ({torch.get_num_threads()} threads), '
-        f'torch {torch.__version__}, batch {args.batch_size}, '
-        f'{args.img_size}x{args.img_size}, median of {args.repeats} '
-        f'interleaved repeats after {args.warmup} warm-up rounds; GFLOPs per '
-        'image (multiply-adds, attention included).')
-    return '\n'.join(lines)
-
-
-def main():
-    args = parse_args()
-    torch.manual_seed(0)
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = []
     for arch in args.archs:
-        rows += benchmark_arch(arch, args)
-    table = to_markdown(rows, args)
+        specs = model_specs(args.family, arch, args.modes, args.peers,
+                            args.img_size)
+        rows += benchmark(specs, args.batch_size, args.device, args.warmup,
+                          args.repeats, train=not args.no_train,
+                          memory=not args.no_memory,
+                          flops=not args.no_flops, amp=args.amp,
+                          threads=args.threads)
+    device = args.device
+    if device.startswith('cuda'):
+        device += f' ({torch.cuda.get_device_name(device)})'
+    note = (
+        f'device: {device}, {torch.get_num_threads()} threads, torch '
+        f'{torch.__version__}, amp {args.amp}, batch {args.batch_size}, '
+        f'{args.img_size}x{args.img_size}; median of {args.repeats} '
+        f'interleaved rounds after {args.warmup} warm-up; ratio > 1: faster '
+        'than the peer of the same pooling (brackets: quartiles of the '
+        'per-round ratios); peak memory: what one pass adds, one subprocess '
+        'per model; GFLOPs per image (multiply-adds, attention included).')
+    table = to_markdown(rows, args.batch_size, args.peers, note)
     print(table)
     if args.out:
         with open(args.out, 'w') as f:
             f.write(table + '\n')
+    return rows
 
 
 if __name__ == '__main__':

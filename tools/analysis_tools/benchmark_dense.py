@@ -5,7 +5,8 @@ Each config's model is built in its own scope (``default_scope``: mmdet or
 mmseg) with random weights (nothing is loaded: ``init_cfg`` of the backbone
 is dropped), then timed on one random image, interleaved (model A, B, A, B,
 ...) after a warm-up so that drifts of a shared machine hit every model
-alike; the table reports medians. ``--part`` picks what is timed:
+alike (:func:`mmpvg.analysis.benchmark.time_interleaved`, as
+``benchmark.py``); the table reports medians. ``--part`` picks what is timed:
 
 * ``backbone``: the backbone alone;
 * ``feat``: backbone + neck (``extract_feat``; for a segmentor, which has
@@ -13,16 +14,16 @@ alike; the table reports medians. ``--part`` picks what is timed:
 * ``full``: the whole model in eval mode (``predict`` on a packed batch).
 
 Example (the closing-note comparison of issue 3, one 512x512 image):
+    D=configs/mask_rcnn
     python tools/analysis_tools/benchmark_dense.py \
-        configs/mask_rcnn/mask-rcnn_vit-adapter-ti-mpvg_fpn_8xb1-ms-crop-3x_coco.py \
-        configs/mask_rcnn/mask-rcnn_deit-tiny-mpvg_sfp_8xb1-ms-crop-3x_coco.py \
+        $D/mask-rcnn_vit-adapter-ti-mpvg_fpn_8xb1-ms-crop-3x_coco.py \
+        $D/mask-rcnn_deit-tiny-mpvg_sfp_8xb1-ms-crop-3x_coco.py \
         --img-size 512 --part feat
 """
 import argparse
 import os.path as osp
 import statistics
 import sys
-import time
 if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
     sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 
@@ -32,6 +33,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 
 import mmpvg  # noqa: F401  (registers the models in every scope)
+from mmpvg.analysis.benchmark import time_interleaved
 from mmpvg.utils.launch import load_config
 
 PARTS = ('backbone', 'feat', 'full')
@@ -111,19 +113,11 @@ def benchmark(configs, img_hw, part='feat', warmup=2, repeats=5,
         runners.append(make_runner(model, scope, part, img_hw))
         rows.append(dict(
             config=config,
-            params=sum(p.numel() for p in model.parameters()) / 1e6,
-            times=[]))
+            params=sum(p.numel() for p in model.parameters()) / 1e6))
     with torch.no_grad():
-        for _ in range(warmup):
-            for run in runners:
-                run()
-        for _ in range(repeats):
-            for run, row in zip(runners, rows):
-                start = time.perf_counter()
-                run()
-                row['times'].append(time.perf_counter() - start)
-    for row in rows:
-        row['seconds'] = statistics.median(row.pop('times'))
+        times = time_interleaved(dict(enumerate(runners)), warmup, repeats)
+    for i, row in enumerate(rows):
+        row['seconds'] = statistics.median(times[i])
     return rows
 
 
