@@ -838,10 +838,10 @@ def execute(runs: Sequence[Run], tools_dir: str, metric: str,
         marker = osp.join(run.work_dir, DONE_MARKER)
         if state == 'done':
             with open(marker) as f:
-                done = json.load(f)
-            record = done if done.get('metric') == metric else None
-            if record is None:  # asked for another metric this time
-                record = dict(done, metric=metric,
+                record = json.load(f)
+            if record.get('metric') != metric:  # another metric this time
+                record = {k: v for k, v in record.items() if k != 'test'}
+                record.update(metric=metric,
                               **collect_metrics(run.work_dir, metric))
             records.append(dict(record, state=state))
             continue
@@ -871,9 +871,12 @@ def execute(runs: Sequence[Run], tools_dir: str, metric: str,
                       resumed=resumed, **collect_metrics(run.work_dir, metric))
         _write_json(marker, record)
         records.append(dict(record, state=state))
-        progress.update(
-            f'done: final {metric} = {record["final"]:g}, best = '
-            f'{record["best"]:g}')
+        done = (f'final {metric} = {record["final"]:g}, best = '
+                f'{record["best"]:g}')
+        if state == 'finished':  # trained earlier, the marker not written
+            printer(f'[compare] {run.describe()}: finished earlier, {done}')
+        else:
+            progress.update(f'done: {done}', fraction=1.0)
     if run_test:
         for run, record in zip(runs, records):
             if 'test' in record:
@@ -1049,8 +1052,9 @@ def format_markdown(summary: dict, budget: str = '', digits: int = 2) -> str:
         has_test = any('test' in a for a in g['arms'])
         has_paper = any(a['paper'] is not None for a in g['arms'])
         n_seeds = sorted({len(a['seeds']) for a in g['arms']})
+        seeds = '/'.join(map(str, n_seeds))
         lines.append(f'**{g["group"]}**: {metric} on the validation set, '
-                     f'{"/".join(map(str, n_seeds))} seeds per arm'
+                     f'{seeds} seed{"s" if seeds != "1" else ""} per arm'
                      + (f', {budget}' if budget else '') + '.')
         lines.append('')
         head = ['arm', 'n', 'final (mean ± std)', 'final per seed',
