@@ -11,6 +11,7 @@ if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.checkpoint_fit import CheckpointFitHook
+from mmpvg.utils.errors import InputError, one_line_errors
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
                                 build_runner, enable_visualization,
                                 ensure_local_rank,
@@ -35,8 +36,8 @@ def parse_args():
     return add_launch_args(parser).parse_args()
 
 
-def main():
-    args = parse_args()
+def build(args):
+    """The Runner and the dump metric (or None) for ``args``."""
     ensure_local_rank(args.local_rank)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
@@ -61,7 +62,15 @@ def main():
     runner.register_hook(CheckpointFitHook(exact=True))
     if dump_metric is not None:
         runner.test_evaluator.metrics.append(dump_metric)
-    runner.test()
+    return runner
+
+
+def main():
+    args = parse_args()
+    with one_line_errors('test.py'):
+        runner = build(args)
+    with one_line_errors('test.py', InputError):
+        runner.test()
 
 
 if __name__ == '__main__':

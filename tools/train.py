@@ -13,6 +13,7 @@ if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
 
 import mmpvg  # noqa: F401  (registers models, allows mmengine checkpoints)
 from mmpvg.utils.checkpoint_fit import CheckpointFitHook
+from mmpvg.utils.errors import InputError, one_line_errors
 from mmpvg.utils.launch import (add_launch_args, apply_scope_defaults,
                                 build_runner, check_work_dir, enable_amp,
                                 enable_auto_scale_lr, enable_exact_resume,
@@ -40,12 +41,13 @@ def parse_args():
         help='do not evaluate checkpoints during training')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
-        help='scale the lr by actual batch size / auto_scale_lr.base_batch_size')
+        help='scale the lr by actual batch size / '
+        'auto_scale_lr.base_batch_size')
     return add_launch_args(parser).parse_args()
 
 
-def main():
-    args = parse_args()
+def build(args):
+    """The Runner for ``args``, its hooks registered."""
     ensure_local_rank(args.local_rank)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -74,7 +76,15 @@ def main():
     runner.register_hook(CheckpointFitHook(exact=False))
     if fresh_start:
         runner.logger.warning(fresh_start)
-    runner.train()
+    return runner
+
+
+def main():
+    args = parse_args()
+    with one_line_errors('train.py'):
+        runner = build(args)
+    with one_line_errors('train.py', InputError):
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from mmpvg.demo.shapes import SHAPES_ADE_CLASSES, SHAPES_ADE_PALETTE
+from mmpvg.utils.errors import InputError
 
 
 @DATASETS.register_module()
@@ -62,7 +63,7 @@ class DemoShapesADE20KDataset(BaseSegDataset):
             bad = [v for v in labels if v != ignore and not
                    0 <= v < num_classes]
             if bad:
-                raise ValueError(
+                raise InputError(
                     f'{self.get_data_info(idx)["seg_map_path"]}: label '
                     f'values {bad} (after reduce_zero_label='
                     f'{self.reduce_zero_label}) are outside the '

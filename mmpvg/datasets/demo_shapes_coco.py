@@ -8,6 +8,7 @@ from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
 from mmpvg.demo.shapes import SHAPES_COCO_CLASSES, SHAPES_COCO_PALETTE
+from mmpvg.utils.errors import InputError
 
 
 @DATASETS.register_module()
@@ -28,11 +29,11 @@ class DemoShapesCocoDataset(CocoDataset):
         CocoMetric would then report AP -1.000 and the run exit 0.
 
         Raises:
-            ValueError: Naming the file.
+            InputError: Naming the file.
         """
         data_list = super().load_data_list()
         if not any(info['instances'] for info in data_list):
-            raise ValueError(
+            raise InputError(
                 f'{self.ann_file} has {len(data_list)} images but no '
                 'annotation of the classes '
                 f'{list(self.metainfo["classes"])}, so there is nothing to '

@@ -36,6 +36,8 @@ import pickle
 import numpy as np
 import torch
 
+from .errors import InputError
+
 
 def _history_buffer_getattr(obj, name):
     """``getattr`` as the unpickler sees it: HistoryBuffer statistics only."""
@@ -176,7 +178,7 @@ def _file_error(path: str, what: str) -> 'CheckpointFileError':
         f'{ACCEPTED_FILES}.')
 
 
-class CheckpointFileError(ValueError):
+class CheckpointFileError(InputError):
     """A file given as a checkpoint that is none, or is damaged."""
 
 

@@ -32,6 +32,8 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.registry import HOOKS, WEIGHT_INITIALIZERS
 
+from .errors import InputError
+
 __all__ = ['CheckpointMismatchError', 'compare_and_load', 'core_prefixes',
            'CheckpointFitHook', 'FitPretrainedInit']
 
@@ -39,7 +41,7 @@ _SIZE_MISMATCH_RE = re.compile(r'size mismatch for (\S+?):')
 _SHOWN = 6  # keys shown per list in messages
 
 
-class CheckpointMismatchError(ValueError, RuntimeError):
+class CheckpointMismatchError(InputError, RuntimeError):
     """A checkpoint whose keys do not fit the model it is loaded into (a
     ValueError for the command lines, a RuntimeError like mmengine's strict
     loading)."""

@@ -95,3 +95,27 @@ def test_dist_scripts_use_the_project_venv(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith('venv python -m torch.distributed.run')
     assert '--nproc_per_node=1' in proc.stdout and 'cfg.py' in proc.stdout
+
+
+@pytest.mark.parametrize('tool,args,message', [
+    ('tools/train.py', ['--cfg-options', 'model.backbone.patch_size=0'],
+     'patch_size'),
+    ('tools/train.py', ['--cfg-options', 'trian_cfg.max_epochs=1'],
+     "Did you mean 'train_cfg'"),
+    ('tools/test.py', ['missing.pth'], "Checkpoint 'missing.pth' does not "
+     'exist.'),
+])
+def test_tool_errors_are_one_line(tool, args, message, tmp_path):
+    """A bad input ends the tool with ``tool: error: ...`` and no
+    traceback; MMPVG_DEBUG=1 brings the traceback back."""
+    cmd = [tool, 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py'] + args
+    proc = run_tool(cmd + ['--work-dir', str(tmp_path)], check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith(f'{osp.basename(tool)}: error: '), lines
+    assert message in lines[-1]
+    assert 'Traceback' not in proc.stderr
+    assert not list(tmp_path.rglob('*.pth'))  # no checkpoint written
+    debug = run_tool(cmd + ['--work-dir', str(tmp_path)], check=False,
+                     env=dict(MMPVG_DEBUG='1'))
+    assert debug.returncode != 0 and 'Traceback' in debug.stderr

@@ -113,7 +113,7 @@ def test_test_py_refuses_a_timm_checkpoint(tmp_path, ckpts, demo_digits):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        'mmpvg.utils.checkpoint_fit.CheckpointMismatchError: Checkpoint '
+        'test.py: error: Checkpoint '
         f"'{ckpts['timm']}' does not fit ImageClassifier with MPVGViT "
         "pe_mode='cls': keys: 80 missing [backbone.blocks.0.attn.proj.bias, ")
     assert last.endswith(
