@@ -166,32 +166,40 @@ def split_name(stem: str, mode: Optional[str]):
 
 def _scheduler_options(info: ConfigInfo, new_length: int) -> List[str]:
     """Move every scheduler boundary at the old end of training to the new
-    one, so that the decay still ends with the training."""
-    opts = []
+    one, so that the decay still ends with the training.
+
+    Raises:
+        ComparisonError: If a scheduler that ends before the old end (a
+            warm-up) or starts after 0 does not fit in the new length.
+    """
+    opts, needs = [], []
     unit = 'epoch' if info.by_epoch else 'iteration'
     for i, sched in enumerate(info.schedulers):
         # A scheduler counted in other units than the loop (a warm-up in
         # iterations in an epoch-based config) is left as it is.
-        if sched.get('by_epoch', True) != info.by_epoch and not sched.get(
-                'convert_to_iter_based', False):
+        if sched.get('by_epoch', True) != info.by_epoch:
             continue
         begin = sched.get('begin', 0)
         end = sched.get('end')
-        if begin >= new_length:
-            raise ComparisonError(
-                f'{info.path}: param_scheduler[{i}] ({sched.get("type")}) '
-                f'begins at {unit} {begin}, not before the budget of '
-                f'{new_length} {unit}s; give a budget longer than {begin}.')
+        name = f'param_scheduler[{i}] ({sched.get("type")}, {unit}s ' \
+            f'{begin}-{end if end is not None else "end"})'
         if end is None or end >= info.length:
+            if begin > 0:
+                needs.append((begin + 1, name))
             if end is not None:
                 opts.append(f'param_scheduler.{i}.end={new_length}')
             if 'T_max' in sched:
                 opts.append(f'param_scheduler.{i}.T_max={new_length - begin}')
-        elif end > new_length:
-            raise ComparisonError(
-                f'{info.path}: param_scheduler[{i}] ({sched.get("type")}) '
-                f'ends at {unit} {end}, after the budget of {new_length} '
-                f'{unit}s; give a budget of at least {end} {unit}s.')
+        else:
+            needs.append((end, name))
+    need = max([n for n, _ in needs], default=1)
+    if new_length < need:
+        raise ComparisonError(
+            f'{info.path}: a budget of {new_length} {unit}s is too short '
+            f'for its schedule ({", ".join(n for _, n in needs)}), which '
+            f'needs at least {need}; give a budget of {need} or more, or '
+            'move those boundaries with --cfg-options (e.g. '
+            'param_scheduler.0.end=1 param_scheduler.1.begin=1).')
     return opts
 
 

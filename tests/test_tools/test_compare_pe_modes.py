@@ -100,4 +100,10 @@ def test_compare_two_modes_two_seeds(tmp_path, demo_digits):
     for rec in result['runs']:
         # test == val here (the demo's test set is its validation set)
         assert rec['test'] == rec['final']
-    assert 'test (mean ± std)' in open(osp.join(out, 'comparison.md')).read()
+    table = open(osp.join(out, 'comparison.md')).read()
+    assert 'test (mean ± std)' in table
+
+    # --collect-only reports the same finished runs without training
+    proc = run_tool(args + ['--force', '--collect-only'])
+    assert '4 of 4 runs already finished (kept); 0 to train.' in proc.stdout
+    assert table.split('\n')[4] in proc.stdout  # the cls row, unchanged

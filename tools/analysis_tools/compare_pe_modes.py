@@ -37,6 +37,8 @@ import warnings
 
 TOOLS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(TOOLS_DIR))  # this checkout's mmpvg first
+# mmengine imports pkg_resources, which warns on every import.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmpvg.analysis.pe_mode_comparison import (  # noqa: E402
     DEFAULT_METRICS, LAUNCHERS, MODES, ComparisonError, aggregate, execute,
@@ -122,8 +124,6 @@ def budget_text(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    # mmengine's import of pkg_resources warns once per process.
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     try:
         variants = ([parse_variant(v) for v in args.variants]
                     if args.variants else None)
