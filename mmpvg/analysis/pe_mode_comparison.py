@@ -1027,9 +1027,10 @@ def aggregate(records: Sequence[dict], baseline: Optional[str] = None,
                 for kind in ('final', 'best')
             }
         names = list(arms)
+        # each later arm minus each earlier one
         pairwise = [
-            dict(arm=a, other=b, final=paired_difference(
-                by_seed(a, 'final'), by_seed(b, 'final'), confidence))
+            dict(arm=b, other=a, final=paired_difference(
+                by_seed(b, 'final'), by_seed(a, 'final'), confidence))
             for i, a in enumerate(names) for b in names[i + 1:]
         ]
         out.append(dict(group=group, baseline=base,

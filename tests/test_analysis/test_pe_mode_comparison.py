@@ -87,13 +87,13 @@ def test_aggregate_and_markdown():
     assert len(g['pairwise']) == 3
     # gap - cls: -10, -11 (std sqrt 0.5): -10.5 +- 6.35 excludes 0
     gap = next(p for p in g['pairwise']
-               if (p['arm'], p['other']) == ('cls', 'gap'))
-    assert gap['final']['mean'] == 10.5 and gap['final']['excludes_zero']
+               if (p['arm'], p['other']) == ('gap', 'cls'))
+    assert gap['final']['mean'] == -10.5 and gap['final']['excludes_zero']
 
     md = cmp.format_markdown(summary, budget='2 epochs')
     assert '| mpvg | 2 | 84.50 ± 0.71 | 84.00 / 85.00 |' in md
     assert 'final − cls [95% CI]' in md and 'baseline' in md
-    assert 'cls − gap = +10.50' in md
+    assert 'gap − cls = -10.50' in md
     assert 'paper' not in md.split('\n')[2]  # no paper column without one
 
     with pytest.raises(cmp.ComparisonError,
