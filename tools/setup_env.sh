@@ -69,13 +69,13 @@ build_mmcv_wheel() {  # build_mmcv_wheel PYTHON WHEEL_DIR
     # own CFLAGS with -g0 instead of -g (same optimisation, same code, no
     # debug sections), and one precompiled pytorch_cpp_helper.hpp shared by
     # the 63 units that start with it (tools/build/pch_cxx.sh).
-    local cflags
+    local cflags real_cxx=${CXX:-c++}
     cflags=$("$py" -c 'import sysconfig
 f = (sysconfig.get_config_var("CFLAGS") or "").split()
 print(" ".join(["-g0" if x == "-g" else x for x in f] + ["-g0"]))')
     mkdir -p "$out"
     (cd "$src" && CFLAGS=$cflags CXX="$ROOT/tools/build/pch_cxx.sh" \
-        MMPVG_REAL_CXX=${CXX:-c++} MMPVG_PCH_DIR="$build/pch" \
+        MMPVG_REAL_CXX=$real_cxx MMPVG_PCH_DIR="$build/pch" \
         MMPVG_PCH_HEADER="$src/mmcv/ops/csrc/common/pytorch_cpp_helper.hpp" \
         MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
         "$py" -m pip wheel -q --disable-pip-version-check --no-build-isolation \

@@ -20,6 +20,10 @@
 #   MMPVG_PCH_DIR     directory for the .gch (created)
 set -euo pipefail
 REAL=${MMPVG_REAL_CXX:-c++}
+if [[ $(command -v "$REAL") -ef ${BASH_SOURCE[0]} ]]; then
+    echo "pch_cxx.sh: MMPVG_REAL_CXX must name the real compiler, not this wrapper" >&2
+    exit 2
+fi
 args=("$@")
 src=
 for arg in "$@"; do
