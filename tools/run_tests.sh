@@ -7,4 +7,4 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 bash tools/setup_env.sh
 exec "${MMPVG_VENV:-$ROOT/.venv}/bin/python" -m pytest tests \
-    -n "${MMPVG_TEST_WORKERS:-auto}" "$@"
+    -n "${MMPVG_TEST_WORKERS:-auto}" --dist worksteal "$@"

@@ -36,7 +36,8 @@ import time
 import warnings
 
 TOOLS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(TOOLS_DIR))  # this checkout's mmpvg first
+if __name__ == '__main__':  # this checkout's mmpvg, not an installed one
+    sys.path.insert(0, osp.abspath(osp.join(__file__, '../../..')))
 # mmengine imports pkg_resources, which warns on every import.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
