@@ -60,12 +60,12 @@ def build(args):
         enable_amp(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
+    # with --resume and nothing to resume: the line to log, and the run
+    # starts as the config says (its load_from kept)
     fresh_start = check_work_dir(cfg, args.resume, args.force)
-    if fresh_start:
-        pass  # --resume, nothing to resume: the config's start (load_from)
-    elif args.resume == 'auto':
+    if not fresh_start and args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
+    elif not fresh_start and args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     # every config: RNG state in checkpoints, workers seeded from it
     enable_exact_resume(cfg)
