@@ -84,6 +84,15 @@ class PEBackbone:
     def pooled_last_term(self, img_size=None) -> torch.Tensor:
         raise NotImplementedError
 
+    def _freeze(self, modules: List[nn.Module]) -> None:
+        """pos_0 and ``modules`` stop learning: no gradients, eval mode
+        (what ``frozen_stages`` covers is the family's to say)."""
+        self.pe.pos_embed.requires_grad = False
+        for m in modules:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
 
 class PlainViTBase(BaseModule, PEBackbone):
     """What every single-stage ViT family shares (the plain ViT, T2T-ViT,
@@ -233,13 +242,9 @@ class PlainViTBase(BaseModule, PEBackbone):
     def _freeze_stages(self):
         if self.frozen_stages <= 0:  # 0 freezes nothing, as in mmpretrain
             return
-        self.pe.pos_embed.requires_grad = False
         if self.cls_token is not None:
             self.cls_token.requires_grad = False
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        self._freeze(self._frozen_modules())
 
     def train(self, mode: bool = True):
         """Set train/eval mode; frozen stages (their BN too) stay in eval."""

@@ -420,11 +420,7 @@ class MPVGSwin(SwinTransformer, PEBackbone):
     def _freeze_stages(self):
         if not hasattr(self, 'pe') or self.frozen_stages < 0:
             return  # (called by mmpretrain's train() during __init__ too)
-        self.pe.pos_embed.requires_grad = False
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        self._freeze(self._frozen_modules())
 
     def train(self, mode: bool = True):
         """Set train/eval mode; frozen stages stay in eval mode."""

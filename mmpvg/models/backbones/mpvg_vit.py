@@ -159,12 +159,10 @@ class MPVGViT(PlainViTBase):
         **dict.fromkeys(['deit-s', 'deit-small'], dict(
             embed_dims=384, num_layers=12, num_heads=6,
             feedforward_channels=1536)),
-        **dict.fromkeys(['deit-b', 'deit-base'], dict(
-            embed_dims=768, num_layers=12, num_heads=12,
-            feedforward_channels=3072)),
-        # mmpretrain's ViT presets, for configs switched from it ('s' /
-        # 'small' are left out: mmpretrain's is not DeiT-S, see _parse_arch)
-        **dict.fromkeys(['b', 'base'], dict(
+        # DeiT-B is mmpretrain's ViT-B ('b' / 'base'); mmpretrain's presets
+        # are accepted for configs switched from it ('s' / 'small' are left
+        # out: mmpretrain's is not DeiT-S, see _parse_arch)
+        **dict.fromkeys(['deit-b', 'deit-base', 'b', 'base'], dict(
             embed_dims=768, num_layers=12, num_heads=12,
             feedforward_channels=3072)),
         **dict.fromkeys(['l', 'large'], dict(
