@@ -8,7 +8,8 @@ import os.path as osp
 import subprocess
 import sys
 
-__all__ = ['REPO_ROOT', 'TOOL_TIMEOUT', 'run_tool', 'save_untrained']
+__all__ = ['REPO_ROOT', 'TOOL_TIMEOUT', 'load_tool', 'run_tool',
+           'save_untrained']
 
 # The checkout this package lives in (tools/, configs/ beside mmpvg/).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -16,6 +17,23 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # run of the suite takes ~15 min on the slowest machines CI may use (2.5x
 # slower than the fastest), so a test can only fail by it when it hangs.
 TOOL_TIMEOUT = 3600
+
+
+def load_tool(path):
+    """Import a tool script (``tools/.../x.py``, relative to the checkout)
+    as a module, to call its functions in-process.
+
+    Returns:
+        module: The script, imported under a name of its own (not
+        ``__main__``, so it does not run).
+    """
+    import importlib.util
+    name = '_tool_' + osp.splitext(path)[0].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(REPO_ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_tool(args, cwd=REPO_ROOT, timeout=TOOL_TIMEOUT, env=None,

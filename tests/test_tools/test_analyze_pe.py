@@ -6,7 +6,6 @@ model's own forward (``MPVGViT.forward``), the Last LN is recomputed with
 ``F.layer_norm``, the PE chain with ``F.layer_norm`` on pos_0, correlations
 with ``np.corrcoef``.
 """
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -19,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from mmpvg.testing import REPO_ROOT, TOOL_TIMEOUT
+from mmpvg.testing import REPO_ROOT, TOOL_TIMEOUT, load_tool
 from mmpvg.analysis import (PEAnalysis, analyze_pe, default_layers,
                             has_layerwise_pe, layer_pe_map,
                             pearson_correlation)
@@ -334,14 +333,6 @@ def save_classifier(path, mode, arch=ARCH, seed=0):
     return model.eval()
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO_ROOT, 'tools', 'analysis_tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_cli(args):
     env = dict(PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1', MPLBACKEND='Agg',
                PATH='/usr/bin:/bin', HOME=str(osp.expanduser('~')))
@@ -472,7 +463,7 @@ def test_cli_end_to_end(setup, tmp_path):
 
 
 def test_cli_errors_in_process(setup, tmp_path):
-    tool = load_tool('analyze_pe')
+    tool = load_tool('tools/analysis_tools/analyze_pe.py')
     common = ['--img-dir', setup['img_dir'], '--out-dir',
               str(tmp_path / 'out')]
     # another depth: the checkpoint's extra blocks are named
@@ -525,7 +516,7 @@ def test_cli_empty_folder_subprocess(setup, tmp_path):
 
 def test_cli_model_without_layerwise_pe(tmp_path):
     """A cls model: null correlations, no correlation figure."""
-    tool = load_tool('analyze_pe')
+    tool = load_tool('tools/analysis_tools/analyze_pe.py')
     config = write_config(tmp_path / 'tiny_cls.py', 'cls')
     save_classifier(tmp_path / 'cls.pth', 'cls')
     img_dir = tmp_path / 'imgs'
@@ -626,7 +617,7 @@ def test_staged_backbone_reports_each_stage(tmp_path):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8) + 100).save(
         img_dir / 'x.png')
     out = tmp_path / 'out'
-    load_tool('analyze_pe').main([
+    load_tool('tools/analysis_tools/analyze_pe.py').main([
         str(config), str(tmp_path / 'swin.pth'), '--img-dir', str(img_dir),
         '--out-dir', str(out), '--layers', '1', '2'])
     with open(out / 'pe_analysis.json') as f:

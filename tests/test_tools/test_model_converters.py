@@ -5,7 +5,6 @@ What they convert is checked by outputs in tests/test_converters (the
 library, mmpvg.converters); here, that the command lines read, print, save
 and refuse as they should.
 """
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -16,7 +15,7 @@ import torch
 
 import mmpvg  # noqa: F401
 from mmpvg.converters import convert_timm_to_mpvg, load_checkpoint
-from mmpvg.testing import REPO_ROOT, TOOL_TIMEOUT
+from mmpvg.testing import REPO_ROOT, TOOL_TIMEOUT, load_tool
 from mmpvg.testing.references import (CLASSES, EMBED, TOL, LaPEReference,
                                       classifier, digest, randomise,
                                       timm_kwargs, timm_vit)
@@ -25,21 +24,17 @@ from mmpvg.testing.references import images  # noqa: F401  (a fixture)
 CONVERTERS = osp.join(REPO_ROOT, 'tools', 'model_converters')
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_converter_{name}', osp.join(CONVERTERS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_converter(name):
+    return load_tool(f'tools/model_converters/{name}.py')
 
 
 # ---------------------------------------------------------------------- #
 # the command lines
 # ---------------------------------------------------------------------- #
 def test_cli_in_process(tmp_path, capsys, images):  # noqa: F811
-    deit2mpvg = load_tool('deit2mpvg')
-    lape2mpvg = load_tool('lape2mpvg')
-    mpvg2backbone = load_tool('mpvg2backbone')
+    deit2mpvg = load_converter('deit2mpvg')
+    lape2mpvg = load_converter('lape2mpvg')
+    mpvg2backbone = load_converter('mpvg2backbone')
 
     src = timm_vit(seed=8)
     timm_path = str(tmp_path / 'timm.pth')
@@ -110,7 +105,7 @@ def test_cli_in_process(tmp_path, capsys, images):  # noqa: F811
 
 
 def test_cli_refuses_to_overwrite(tmp_path, capsys):
-    mpvg2backbone = load_tool('mpvg2backbone')
+    mpvg2backbone = load_converter('mpvg2backbone')
     cls_path = str(tmp_path / 'cls.pth')
     torch.save({'state_dict': classifier('cls', seed=11).state_dict()},
                cls_path)
@@ -162,9 +157,9 @@ def test_mmpretrain2mpvg_cli(tmp_path, capsys, images):  # noqa: F811
 
     from mmpvg.converters.mmpretrain_keys import avg_norm_neck_cfg
     from mmpvg.testing.references import ARCH, IMG, PATCH
-    mmpretrain2mpvg = load_tool('mmpretrain2mpvg')
-    deit2mpvg = load_tool('deit2mpvg')
-    mpvg2backbone = load_tool('mpvg2backbone')
+    mmpretrain2mpvg = load_converter('mmpretrain2mpvg')
+    deit2mpvg = load_converter('deit2mpvg')
+    mpvg2backbone = load_converter('mpvg2backbone')
 
     src = randomise(MODELS.build(dict(
         type='ImageClassifier',

@@ -1,23 +1,14 @@
 """tools/test.py --out and the PE analysis tools refuse to replace an
 earlier output unless --force is given."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 
-from mmpvg.testing import REPO_ROOT, run_tool, save_untrained
+from mmpvg.testing import REPO_ROOT, load_tool, run_tool, save_untrained
 from mmpvg.utils.launch import refuse_overwrite
 
 DEMO_CFG = 'configs/demo/vit-demo-mpvg_1xb64_demo-digits.py'
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO_ROOT, 'tools', 'analysis_tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_refuse_overwrite(tmp_path):
@@ -63,7 +54,7 @@ def test_pe_analysis_needs_force(tmp_path, demo_digits):
     ckpt = str(tmp_path / 'untrained.pth')
     save_untrained(DEMO_CFG, ckpt)
     out = tmp_path / 'analysis'
-    tool = _load_tool('analyze_pe')
+    tool = load_tool('tools/analysis_tools/analyze_pe.py')
     args = [osp.join(REPO_ROOT, DEMO_CFG), ckpt, '--img-dir',
             osp.join(demo_digits, 'val', '0'), '--layers', '1',
             '--out-dir', str(out)]
@@ -82,7 +73,7 @@ def test_pe_analysis_needs_force(tmp_path, demo_digits):
     with open(out / 'pe_analysis.json') as f:
         assert json.load(f)['num_images'] == 3
 
-    plot = _load_tool('plot_pe_correlation')
+    plot = load_tool('tools/analysis_tools/plot_pe_correlation.py')
     fig = tmp_path / 'corr.png'
     fig.write_bytes(b'earlier figure')
     with pytest.raises(SystemExit, match=(
