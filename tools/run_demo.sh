@@ -10,6 +10,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+DEMO_START=$(date +%s)
 bash tools/setup_env.sh
 PY=${MMPVG_VENV:-$ROOT/.venv}/bin/python
 RETRAIN=0
@@ -67,29 +68,29 @@ metric() {  # metric NAME LOG
 }
 
 # 1. classification pretraining
-CLS_CFG=configs/demo/vit-demo-mpvg_1xb64_demo-digits.py
-CLS_WORK=work_dirs/demo/vit-demo-mpvg_1xb64_demo-digits
-CKPT=$CLS_WORK/epoch_30.pth
+CLS_CFG=configs/demo/vit-demo-mpvg_1xb64-12e_demo-digits.py
+CLS_WORK=work_dirs/demo/vit-demo-mpvg_1xb64-12e_demo-digits
+CKPT=$CLS_WORK/epoch_12.pth
 train "$CLS_CFG" "$CLS_WORK" "$CKPT" classification
 evaluate "$CLS_CFG" "$CKPT" "$CLS_WORK/test.log"
 top1=$(metric accuracy/top1 "$CLS_WORK/test.log")
 
 # 2. detection: Mask R-CNN fine-tuned from the demo-pretrained backbone
-DET_CFG=configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py
-DET_WORK=work_dirs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes
+DET_CFG=configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96.py
+DET_WORK=work_dirs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96
 # before: the pretrained backbone with untrained detection heads
 initial_checkpoint "$DET_CFG" "$DET_WORK/initial.pth"
 evaluate "$DET_CFG" "$DET_WORK/initial.pth" "$DET_WORK/test_before.log"
-train "$DET_CFG" "$DET_WORK" "$DET_WORK/epoch_8.pth" detection
-evaluate "$DET_CFG" "$DET_WORK/epoch_8.pth" "$DET_WORK/test.log"
+train "$DET_CFG" "$DET_WORK" "$DET_WORK/epoch_3.pth" detection
+evaluate "$DET_CFG" "$DET_WORK/epoch_3.pth" "$DET_WORK/test.log"
 
 # 3. segmentation: UperNet fine-tuned from the demo-pretrained backbone
-SEG_CFG=configs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py
-SEG_WORK=work_dirs/demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64
+SEG_CFG=configs/demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64.py
+SEG_WORK=work_dirs/demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64
 initial_checkpoint "$SEG_CFG" "$SEG_WORK/initial.pth"
 evaluate "$SEG_CFG" "$SEG_WORK/initial.pth" "$SEG_WORK/test_before.log"
-train "$SEG_CFG" "$SEG_WORK" "$SEG_WORK/iter_600.pth" segmentation
-evaluate "$SEG_CFG" "$SEG_WORK/iter_600.pth" "$SEG_WORK/test.log"
+train "$SEG_CFG" "$SEG_WORK" "$SEG_WORK/iter_300.pth" segmentation
+evaluate "$SEG_CFG" "$SEG_WORK/iter_300.pth" "$SEG_WORK/test.log"
 
 echo
 echo "[demo] MPVG classifier, demo_digits val (10 classes, chance 10%): top-1 = ${top1}%"
@@ -101,3 +102,4 @@ echo "[demo] Mask R-CNN + MPVG, demo_shapes_coco val:" \
 echo "[demo] UperNet + MPVG, demo_shapes_ade val (6 classes):" \
     "mIoU $(metric mIoU "$SEG_WORK/test_before.log") before," \
     "$(metric mIoU "$SEG_WORK/test.log") after fine-tuning"
+echo "[demo] done in $(( $(date +%s) - DEMO_START )) s"

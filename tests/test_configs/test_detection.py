@@ -19,6 +19,9 @@ PLAIN = 'mask_rcnn/mask-rcnn_deit-tiny-mpvg_sfp_8xb1-ms-crop-3x_coco.py'
 DEMO_ADAPTER = \
     'demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb4-8e_demo-shapes.py'
 DEMO_SFP = 'demo/mask-rcnn_vit-demo-mpvg_sfp_1xb8-8e_demo-shapes.py'
+# tools/run_demo.sh's detector
+DEMO_MAIN = \
+    'demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96.py'
 
 
 def _load(rel):
@@ -32,7 +35,7 @@ def _adapter(mode, schedule):
 
 def test_all_detection_configs_present():
     expected = sorted([_adapter(m, s) for m in MODES for s in SCHEDULES] +
-                      [PLAIN, DEMO_ADAPTER, DEMO_SFP])
+                      [PLAIN, DEMO_ADAPTER, DEMO_SFP, DEMO_MAIN])
     assert LEAVES == expected
 
 
@@ -174,3 +177,23 @@ def test_weight_decay_rule(rel):
         assert decay['backbone.spm.stem.0.conv.weight'] == wd
         gammas = [n for n in decay if n.endswith('.gamma')]
         assert gammas and all(decay[n] == 0.0 for n in gammas)  # injectors
+
+
+def test_main_demo_detector_is_the_adapter_demo_at_96x96():
+    cfg, ref = _load(DEMO_MAIN), _load(DEMO_ADAPTER)
+    assert cfg.model.backbone.img_size == 96  # pos_0 at the input's grid
+    for split in ('train', 'val', 'test'):
+        resize = [t for t in cfg[f'{split}_dataloader'].dataset.pipeline
+                  if t['type'] == 'Resize']
+        assert [t['scale'] for t in resize] == [(96, 96)], split
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.auto_scale_lr.base_batch_size == 2
+    assert cfg.train_cfg.max_epochs == 3
+    assert cfg.param_scheduler[1].end == 3
+    assert cfg.default_hooks.checkpoint.interval == 3
+    # the same detector otherwise
+    a, b = cfg.model.to_dict(), ref.model.to_dict()
+    for d in (a, b):
+        d['backbone'].pop('img_size')
+        d['backbone']['init_cfg'].pop('checkpoint')
+    assert a == b

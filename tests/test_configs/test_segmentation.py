@@ -15,6 +15,8 @@ LEAVES = leaves('mmseg')
 MODES = ('cls', 'lape', 'pvg', 'mpvg')
 PLAIN = 'upernet/upernet_deit-tiny-mpvg_mln_4xb2-160k_ade20k-512x512.py'
 DEMO = 'demo/upernet_vit-demo-mpvg_mln_1xb8-600_demo-shapes-64x64.py'
+# tools/run_demo.sh's segmentor
+DEMO_MAIN = 'demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64.py'
 ADE20K = [p for p in LEAVES if p.startswith('upernet/')]
 
 
@@ -27,7 +29,7 @@ def _adapter(mode):
 
 
 def test_every_mode_has_an_adapter_config_and_a_plain_variant():
-    assert LEAVES == sorted([_adapter(m) for m in MODES] + [PLAIN, DEMO])
+    assert LEAVES == sorted([_adapter(m) for m in MODES] + [PLAIN, DEMO, DEMO_MAIN])
 
 
 @pytest.mark.parametrize('rel', LEAVES)
@@ -111,8 +113,9 @@ def test_plain_vit_config_has_the_adapter_recipe():
         assert a == b, head
 
 
-def test_demo_recipe():
-    cfg = _load(DEMO)
+@pytest.mark.parametrize('rel', [DEMO, DEMO_MAIN])
+def test_demo_recipe(rel):
+    cfg = _load(rel)
     assert cfg.train_dataloader.dataset.type == 'DemoShapesADE20KDataset'
     assert 'mmpvg.datasets.demo_shapes_ade' in cfg.custom_imports.imports
     assert cfg.optim_wrapper.constructor == \
