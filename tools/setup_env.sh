@@ -92,13 +92,14 @@ if [[ ! -f $STACK/.complete ]]; then
     echo "[setup] building the shared stack $STACK"
     rm -rf "$STACK"
     "$PYTHON" -m venv "$STACK"
-    # --no-compile: no .pyc for the stack's ~17k modules at install
-    # time; Python writes them for the modules it imports, when it does.
+    # pip byte-compiles what it installs (its default; keep it): where
+    # PYTHONDONTWRITEBYTECODE is set, as on this project's machines, Python
+    # never caches a .pyc itself, and with `--no-compile` every tool launch
+    # compiled torch's and mmdet's modules again (the demo: 589 s, not ~400).
     SPIP=("$STACK/bin/python" -m pip --disable-pip-version-check)
-    SINSTALL=("${SPIP[@]}" install -q --no-compile)
     "${SPIP[@]}" install -q --upgrade pip 'setuptools<81' wheel
     # torch first: mmcv builds against it.
-    "${SINSTALL[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+    "${SPIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
     phase 'pip: torch, torchvision'
     PYTAG=cp${PYVER/./}
     TORCH_TAG=$("$STACK/bin/python" -c 'import torch; print(torch.__version__.replace("+", "_"))')
@@ -111,8 +112,8 @@ if [[ ! -f $STACK/.complete ]]; then
         phase 'mmcv: wheel built'
         wheels=("$WHEEL_DIR"/mmcv-$MMCV_VERSION-*.whl)
     fi
-    "${SINSTALL[@]}" "${wheels[0]}"
-    "${SINSTALL[@]}" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-tests.txt"
+    "${SPIP[@]}" install -q "${wheels[0]}"
+    "${SPIP[@]}" install -q -r "$ROOT/requirements.txt" -r "$ROOT/requirements-tests.txt"
     # transformers breaks `import mmpretrain.models`; it must not be present.
     "${SPIP[@]}" uninstall -q -y transformers >/dev/null 2>&1 || true
     phase 'pip: mmcv wheel and the requirement files'
