@@ -38,14 +38,16 @@ evaluate() {
     "$PY" tools/test.py "$1" "$2" --work-dir "$(dirname "$3")/$(basename "$3" .log)" | tee "$3"
 }
 
-# initial_checkpoint CONFIG OUT: the model as fine-tuning starts (the demo
-# classifier's backbone through the config's init_cfg, freshly initialised
-# heads, seed 0), saved once, so that tools/test.py (which refuses a
-# checkpoint that does not fit the whole model) evaluates exactly it
-initial_checkpoint() {
-    [[ -f $2 ]] && return
-    mkdir -p "$(dirname "$2")"
-    "$PY" - "$1" "$2" <<'EOF'
+# initial_checkpoints CONFIG OUT [CONFIG OUT ...]: the models as
+# fine-tuning starts (the demo classifier's backbone through each config's
+# init_cfg, freshly initialised heads, seed 0), saved once, so that
+# tools/test.py (which refuses a checkpoint that does not fit the whole
+# model) evaluates exactly them; one process for all (the stack is imported
+# once, not once per model)
+initial_checkpoints() {
+    "$PY" - "$@" <<'EOF'
+import os
+import os.path as osp
 import sys
 
 import torch
@@ -54,12 +56,17 @@ from mmengine.registry import MODELS, init_default_scope
 import mmpvg  # noqa: F401
 from mmpvg.utils.launch import load_config
 
-cfg = load_config(sys.argv[1])
-init_default_scope(cfg.default_scope)
-torch.manual_seed(0)
-model = MODELS.build(cfg.model)
-model.init_weights()
-torch.save(dict(state_dict=model.state_dict(), meta=dict()), sys.argv[2])
+pairs = sys.argv[1:]
+for config, out in zip(pairs[::2], pairs[1::2]):
+    if osp.isfile(out):
+        continue
+    cfg = load_config(config)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), out)
 EOF
 }
 
@@ -67,27 +74,30 @@ metric() {  # metric NAME LOG
     grep -o "$1: [0-9.]*" "$2" | tail -1 | cut -d' ' -f2
 }
 
-# 1. classification pretraining
 CLS_CFG=configs/demo/vit-demo-mpvg_1xb64-12e_demo-digits.py
 CLS_WORK=work_dirs/demo/vit-demo-mpvg_1xb64-12e_demo-digits
 CKPT=$CLS_WORK/epoch_12.pth
+DET_CFG=configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96.py
+DET_WORK=work_dirs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96
+SEG_CFG=configs/demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64.py
+SEG_WORK=work_dirs/demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64
+
+# 1. classification pretraining
 train "$CLS_CFG" "$CLS_WORK" "$CKPT" classification
 evaluate "$CLS_CFG" "$CKPT" "$CLS_WORK/test.log"
 top1=$(metric accuracy/top1 "$CLS_WORK/test.log")
 
+# the detector and segmentor before fine-tuning: the pretrained backbone
+# with untrained heads
+initial_checkpoints "$DET_CFG" "$DET_WORK/initial.pth" \
+    "$SEG_CFG" "$SEG_WORK/initial.pth"
+
 # 2. detection: Mask R-CNN fine-tuned from the demo-pretrained backbone
-DET_CFG=configs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96.py
-DET_WORK=work_dirs/demo/mask-rcnn_vit-adapter-demo-mpvg_fpn_1xb2-3e_demo-shapes-96x96
-# before: the pretrained backbone with untrained detection heads
-initial_checkpoint "$DET_CFG" "$DET_WORK/initial.pth"
 evaluate "$DET_CFG" "$DET_WORK/initial.pth" "$DET_WORK/test_before.log"
 train "$DET_CFG" "$DET_WORK" "$DET_WORK/epoch_3.pth" detection
 evaluate "$DET_CFG" "$DET_WORK/epoch_3.pth" "$DET_WORK/test.log"
 
 # 3. segmentation: UperNet fine-tuned from the demo-pretrained backbone
-SEG_CFG=configs/demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64.py
-SEG_WORK=work_dirs/demo/upernet_vit-demo-mpvg_mln_1xb8-300_demo-shapes-64x64
-initial_checkpoint "$SEG_CFG" "$SEG_WORK/initial.pth"
 evaluate "$SEG_CFG" "$SEG_WORK/initial.pth" "$SEG_WORK/test_before.log"
 train "$SEG_CFG" "$SEG_WORK" "$SEG_WORK/iter_300.pth" segmentation
 evaluate "$SEG_CFG" "$SEG_WORK/iter_300.pth" "$SEG_WORK/test.log"
