@@ -15,8 +15,8 @@ from config_convention import (CONFIGS, TASK_DIRS, backbone_field, chain,
 
 LEAVES = leaves()
 NAME = {
-    # {backbone}_{gpus}xb{batch}_{dataset}
-    'mmpretrain': r'[a-z0-9-]+_\d+xb\d+_[a-z0-9-]+',
+    # {backbone}_{gpus}xb{batch}[-{schedule}]_{dataset}
+    'mmpretrain': r'[a-z0-9-]+_\d+xb\d+(-[a-z0-9-]+)?_[a-z0-9-]+',
     # {algorithm}_{backbone}_{neck}_{gpus}xb{batch}-{schedule}_{dataset}
     'mmdet': r'mask-rcnn_[a-z0-9-]+_[a-z]+_\d+xb\d+-[a-z0-9-]+_[a-z0-9-]+',
     # {algorithm}_{backbone}[_{neck}]_{gpus}xb{batch}-{schedule}_{dataset}
@@ -30,7 +30,7 @@ def test_task_folders_hold_only_leaves():
             assert '_base_' not in osp.basename(path), path
     # the ViT family's leaves; the other families test theirs
     assert len([p for p in LEAVES if backbone_field(p).startswith(
-        ('deit-', 'vit-'))]) == 49
+        ('deit-', 'vit-'))]) == 49 + 3  # + run_demo.sh's three
     bases = glob.glob(osp.join(CONFIGS, '_base_', '*', '*.py'))
     assert {osp.basename(osp.dirname(p)) for p in bases} == {
         'models', 'datasets', 'schedules'}
