@@ -1,7 +1,7 @@
 # The detector that tools/run_demo.sh fine-tunes from the 12-epoch demo
 # classifier: the ViT-Adapter demo (mpvg) at 96x96 with batch 2 for 3
 # epochs. From the same classifier, batch 2 at 96x96 learnt the most per
-# second of the settings measured (README "Speed").
+# second of the settings measured (README "Set-up and the two commands").
 _base_ = [
     '../_base_/models/mask-rcnn_vit-adapter-demo_fpn.py',
     '../_base_/datasets/demo-shapes-coco_instance-96x96.py',

@@ -29,7 +29,8 @@ def _adapter(mode):
 
 
 def test_every_mode_has_an_adapter_config_and_a_plain_variant():
-    assert LEAVES == sorted([_adapter(m) for m in MODES] + [PLAIN, DEMO, DEMO_MAIN])
+    assert LEAVES == sorted([_adapter(m) for m in MODES] +
+                            [PLAIN, DEMO, DEMO_MAIN])
 
 
 @pytest.mark.parametrize('rel', LEAVES)
