@@ -34,8 +34,11 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+site_of() {  # site_of VENV: its site-packages
+    "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
 PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-STACK_ID=$( (echo "$PYVER"; cat "$ROOT/tools/setup_env.sh" "$ROOT/tools/build/pch_cxx.sh" \
+STACK_ID=$( (echo "$PYVER"; cat "$ROOT/tools/setup_env.sh" "$ROOT/tools/build/"* \
     "$ROOT/requirements.txt" "$ROOT/requirements-tests.txt") | hash_of)
 STACK=$STACK_ROOT/py$PYVER-$STACK_ID
 VENV_ID=$( (echo "$STACK"; cat "$ROOT/pyproject.toml") | hash_of)
@@ -65,10 +68,13 @@ build_mmcv_wheel() {  # build_mmcv_wheel PYTHON WHEEL_DIR
     # torch >= 2.10 headers require C++20; mmcv 2.1.0 hard-codes c++17.
     sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
     # Where the compile time goes (measured per unit): torch's headers,
-    # parsed again by each of the 77 units, and debug info. So: Python's
-    # own CFLAGS with -g0 instead of -g (same optimisation, same code, no
-    # debug sections), and one precompiled pytorch_cpp_helper.hpp shared by
-    # the 63 units that start with it (tools/build/pch_cxx.sh).
+    # parsed again by each of mmcv's 77 units, and debug info. So: mmcv's
+    # 56 thin op wrappers as one unit, pybind.cpp first
+    # (tools/build/mmcv_unity.py), Python's own CFLAGS with -g0 instead of
+    # -g (same optimisation, same code, no debug sections), and one
+    # precompiled pytorch_cpp_helper.hpp for the 21 units that include it
+    # (tools/build/pch_cxx.sh).
+    "$py" "$ROOT/tools/build/mmcv_unity.py" "$src"
     local cflags real_cxx=${CXX:-c++}
     cflags=$("$py" -c 'import sysconfig
 f = (sysconfig.get_config_var("CFLAGS") or "").split()
@@ -122,13 +128,13 @@ fi
 flock -u 9
 
 # 2. The checkout's venv: the stack's packages plus this checkout's mmpvg.
-STACK_SITE=$("$STACK/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+STACK_SITE=$(site_of "$STACK")
 if [[ ! -f $VENV/.mmpvg-overlay ]]; then
     # a venv of another layout (or none): make ours
     "$PYTHON" -m venv --clear --without-pip "$VENV"
     touch "$VENV/.mmpvg-overlay"
 fi
-VENV_SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+VENV_SITE=$(site_of "$VENV")
 # addsitedir (not a plain path line) so that the stack's own .pth files apply
 echo "import site; site.addsitedir('$STACK_SITE')" > "$VENV_SITE/_mmpvg_stack.pth"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \

@@ -3,16 +3,18 @@
 # mmcv's CPU ops: the same compiler and the same flags, plus one precompiled
 # header.
 #
-# Every one of mmcv's 77 CPU translation units includes
-# "pytorch_cpp_helper.hpp", which pulls in torch's headers; parsing them is
-# most of each unit's compile time. 63 units start with it. The first
-# compile precompiles that header with exactly the flags of the compile
-# (under a lock, so parallel jobs wait for it) into $MMPVG_PCH_DIR, which is
-# put first on the include path: GCC uses `<dir>/<header>.gch` in place of
-# the header wherever the header comes first in a unit, and parses the
-# header as usual anywhere else (or if the flags ever differed:
-# -Winvalid-pch says so in the build log). The object code is the same;
-# the .gch never enters the source tree, so it cannot end up in the wheel.
+# mmcv's CPU build has 22 translation units (tools/build/mmcv_unity.py
+# makes one of its 56 op wrappers): pybind.cpp, the wrappers' unit and 20
+# kernels. All but pybind.cpp include "pytorch_cpp_helper.hpp", which pulls
+# in torch's headers; parsing them is most of each unit's compile time. The
+# first compile precompiles that header with exactly the flags of the
+# compile (under a lock, so parallel jobs wait for it) into $MMPVG_PCH_DIR,
+# which is put first on the include path: GCC uses `<dir>/<header>.gch` in
+# place of the header wherever the header comes first in a unit (the
+# wrappers' unit and 9 kernels), and parses the header as usual anywhere
+# else (or if the flags ever differed: -Winvalid-pch says so in the build
+# log). The object code is the same; the .gch never enters the source tree,
+# so it cannot end up in the wheel.
 #
 # Environment:
 #   MMPVG_REAL_CXX    the compiler to run (default: c++)
@@ -55,7 +57,7 @@ if [[ ! -f $gch ]]; then
         fi
     ) 9>"$gch.lock"
 fi
-# 13 of the other 14 units include the header after a few lighter ones
+# The other 11 kernels include the header after a few lighter ones
 # (standard headers, ATen/ATen.h, torch/script.h, box_iou_rotated_utils.hpp):
 # they get it first with -include, from the copy beside the .gch (their own
 # #include is then a no-op: the header is include-guarded). Their
