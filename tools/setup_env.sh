@@ -38,7 +38,7 @@ site_of() {  # site_of VENV: its site-packages
     "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
 }
 PYVER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-STACK_ID=$( (echo "$PYVER"; cat "$ROOT/tools/setup_env.sh" "$ROOT/tools/build/"* \
+STACK_ID=$( (echo "$PYVER"; cat "$ROOT/tools/setup_env.sh" "$ROOT/tools/build/"{pch_cxx.sh,mmcv_unity.py} \
     "$ROOT/requirements.txt" "$ROOT/requirements-tests.txt") | hash_of)
 STACK=$STACK_ROOT/py$PYVER-$STACK_ID
 VENV_ID=$( (echo "$STACK"; cat "$ROOT/pyproject.toml") | hash_of)

@@ -5,9 +5,9 @@
 #
 # mmcv's CPU build has 22 translation units (tools/build/mmcv_unity.py
 # makes one of its 56 op wrappers): pybind.cpp, the wrappers' unit and 20
-# kernels. All but pybind.cpp include "pytorch_cpp_helper.hpp", which pulls
-# in torch's headers; parsing them is most of each unit's compile time. The
-# first compile precompiles that header with exactly the flags of the
+# kernels. All include "pytorch_cpp_helper.hpp", which pulls in torch's
+# headers; parsing them is most of each unit's compile time. The first unit
+# that uses it (below) precompiles that header with exactly the flags of its
 # compile (under a lock, so parallel jobs wait for it) into $MMPVG_PCH_DIR,
 # which is put first on the include path: GCC uses `<dir>/<header>.gch` in
 # place of the header wherever the header comes first in a unit (the
@@ -36,8 +36,27 @@ if [[ $src != *.cpp || -z ${MMPVG_PCH_HEADER:-} || -z ${MMPVG_PCH_DIR:-} ]]; the
     exec "$REAL" "$@"
 fi
 
+# Which units use the header: those that start with it, as they are; 11
+# kernels include it after a few lighter ones (standard headers,
+# ATen/ATen.h, torch/script.h, box_iou_rotated_utils.hpp) and get it first
+# with -include, from the copy beside the .gch (their own #include is then a
+# no-op: the header is include-guarded); their disassembly is the same with
+# and without (README). Not pybind.cpp, which starts with torch/extension.h
+# (there the order moves functions around): it, and any unit without the
+# header, compiles as without this wrapper, and does not wait for the
+# precompile, so that the long pybind.cpp starts at once.
+name=$(basename "$MMPVG_PCH_HEADER")
+first=$(grep -m1 -o '^#include *[<"][^>"]*' "$src" | sed 's/^#include *[<"]//')
+force=()
+if [[ $first != "$name" ]]; then
+    if [[ $first == torch/extension.h ]] || ! grep -q "^#include *\"$name\"" "$src"; then
+        exec "$REAL" "$@"
+    fi
+    force=(-include "$MMPVG_PCH_DIR/$name")
+fi
+
 mkdir -p "$MMPVG_PCH_DIR"
-gch=$MMPVG_PCH_DIR/$(basename "$MMPVG_PCH_HEADER").gch
+gch=$MMPVG_PCH_DIR/$name.gch
 if [[ ! -f $gch ]]; then
     # The compile's own flags, without its input, output and depfile.
     flags=()
@@ -56,18 +75,5 @@ if [[ ! -f $gch ]]; then
             mv "$gch.tmp" "$gch"
         fi
     ) 9>"$gch.lock"
-fi
-# The other 11 kernels include the header after a few lighter ones
-# (standard headers, ATen/ATen.h, torch/script.h, box_iou_rotated_utils.hpp):
-# they get it first with -include, from the copy beside the .gch (their own
-# #include is then a no-op: the header is include-guarded). Their
-# disassembly is the same with and without (README). Not pybind.cpp, which
-# starts with torch/extension.h: there the order moves functions around.
-first=$(grep -m1 -o '^#include *[<"][^>"]*' "$src" | sed 's/^#include *[<"]//')
-name=$(basename "$MMPVG_PCH_HEADER")
-force=()
-if [[ $first != "$name" && $first != torch/extension.h ]] &&
-    grep -q "^#include *\"$name\"" "$src"; then
-    force=(-include "$MMPVG_PCH_DIR/$name")
 fi
 exec "$REAL" -I"$MMPVG_PCH_DIR" -Winvalid-pch "${force[@]}" "$@"
